@@ -20,6 +20,10 @@ class Storage(Protocol):
 
     def url(self, *, key: str) -> str: ...
 
+    def key_for_url(self, url: str) -> str | None:
+        """The key of a file this storage handed out under `url`, or None when it is not ours."""
+        ...
+
 
 class LocalStorage:
     """Files under MEDIA_ROOT, served at PUBLIC_BASE_URL + MEDIA_URL + key."""
