@@ -1,0 +1,281 @@
+"""Settings, all from the environment (SPEC §7).
+
+With no environment variables at all the project runs on its *embedded default*: SQLite in WAL
+mode, a broker on the local filesystem, a local-memory cache, files on local disk and the
+RunningHub simulator on loopback. As soon as DATABASE_URL is set the project is a deployment and
+every secret must be given explicitly.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+env = environ.Env()
+
+EMBEDDED = not os.environ.get("DATABASE_URL")
+VAR_DIR = Path(os.environ.get("DJANGO_VAR_DIR") or BASE_DIR / "var")
+
+
+def _setting(name: str, parse: Any, default: Any = environ.Env.NOTSET) -> Any:
+    """Read one variable; a missing or unparseable value stops start-up with its name."""
+    try:
+        return parse(name, default=default)
+    except ImproperlyConfigured:
+        raise ImproperlyConfigured(f"Set the {name} environment variable.") from None
+    except (ValueError, TypeError) as exc:
+        raise ImproperlyConfigured(f"{name} has a bad value: {exc}") from None
+
+
+def _secret(name: str, embedded_default: str) -> str:
+    value = os.environ.get(name, embedded_default if EMBEDDED else "")
+    if not value:
+        raise ImproperlyConfigured(
+            f"Set the {name} environment variable (it has no default outside the embedded default)."
+        )
+    return value
+
+
+def _positive_int(name: str, default: int) -> int:
+    value: int = _setting(name, env.int, default)
+    if value <= 0:
+        raise ImproperlyConfigured(f"{name} must be a positive integer, got {value}.")
+    return value
+
+
+def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value: str = _setting(name, env.str, default)
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, got {value!r}.")
+    return value
+
+
+DEBUG: bool = _setting("DJANGO_DEBUG", env.bool, EMBEDDED)
+SECRET_KEY = (
+    os.environ.get("DJANGO_SECRET_KEY") or "embedded-default-insecure-key-do-not-deploy"
+    if DEBUG and EMBEDDED
+    else _secret("DJANGO_SECRET_KEY", "")
+)
+ALLOWED_HOSTS: list[str] = _setting("DJANGO_ALLOWED_HOSTS", env.list, ["localhost", "127.0.0.1", "[::1]"])
+
+SECURE_SSL_REDIRECT: bool = _setting("DJANGO_SECURE_SSL_REDIRECT", env.bool, not DEBUG)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Load balancers probe over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^health$"]
+SESSION_COOKIE_SECURE = SECURE_SSL_REDIRECT
+CSRF_COOKIE_SECURE = SECURE_SSL_REDIRECT
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework_simplejwt.token_blacklist",
+    "drf_spectacular",
+    "django_celery_beat",
+    "core",
+    "accounts",
+    "quota",
+    "tasks",
+    "aimodel",
+    "media",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+AUTH_USER_MODEL = "accounts.User"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -----------------------------------------------------------------------------------
+DATABASES = {"default": _setting("DATABASE_URL", env.db, f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["OPTIONS"] = {
+        # WAL lets the web process read while the worker writes; IMMEDIATE takes the write lock at
+        # BEGIN so two writers queue on the busy timeout instead of failing mid-transaction.
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 30,
+    }
+else:
+    DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+# --- Cache (throttles and idempotency locks must be shared by every process in production) ------
+CACHES = {"default": _setting("CACHE_URL", env.cache_url, "locmemcache://" if EMBEDDED else environ.Env.NOTSET)}
+
+# --- Celery -------------------------------------------------------------------------------------
+CELERY_BROKER_URL: str = _setting("CELERY_BROKER_URL", env.str, "filesystem://" if EMBEDDED else environ.Env.NOTSET)
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    _broker_dir = VAR_DIR / "broker"
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {
+        "data_folder_in": str(_broker_dir / "queue"),
+        "data_folder_out": str(_broker_dir / "queue"),
+        "processed_folder": str(_broker_dir / "processed"),
+        "store_processed": False,
+    }
+else:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TIME_LIMIT = 300
+CELERY_TASK_SOFT_TIME_LIMIT = 240
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A broker outage must not hang a web request: publishing gives up fast and the sweep re-enqueues.
+CELERY_BROKER_CONNECTION_TIMEOUT = 3
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5}
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TIMEZONE = "UTC"
+
+# --- Product settings ---------------------------------------------------------------------------
+STORAGE_BACKEND = _choice("STORAGE_BACKEND", "local", ("local", "cos"))
+BASIC_CLEAN_ENGINE = _choice("BASIC_CLEAN_ENGINE", "local", ("local", "tencent_ci"))
+AUDIT_BACKEND = _choice("AUDIT_BACKEND", "none", ("none", "tencent_ci"))
+# Tencent CI moderation answers "review" for doubtful images; a service that sells to the public
+# treats them as blocked unless an operator decides otherwise.
+AUDIT_REVIEW_BLOCKS: bool = _setting("AUDIT_REVIEW_BLOCKS", env.bool, True)
+COS_AUDIT_BIZTYPE: str = _setting("COS_AUDIT_BIZTYPE", env.str, "")
+
+_needs_cos = STORAGE_BACKEND == "cos" or BASIC_CLEAN_ENGINE == "tencent_ci" or AUDIT_BACKEND == "tencent_ci"
+COS_SECRET_ID = _secret("COS_SECRET_ID", "") if _needs_cos else os.environ.get("COS_SECRET_ID", "")
+COS_SECRET_KEY = _secret("COS_SECRET_KEY", "") if _needs_cos else os.environ.get("COS_SECRET_KEY", "")
+COS_REGION: str = _setting("COS_REGION", env.str, "ap-shanghai")
+COS_BUCKET: str = _setting("COS_BUCKET", env.str, "" if not _needs_cos else environ.Env.NOTSET)
+COS_ENDPOINT_URL: str = _setting("COS_ENDPOINT_URL", env.str, "")
+COS_PRIVATE: bool = _setting("COS_PRIVATE", env.bool, False)
+if (BASIC_CLEAN_ENGINE == "tencent_ci" or AUDIT_BACKEND == "tencent_ci") and STORAGE_BACKEND != "cos":
+    raise ImproperlyConfigured("BASIC_CLEAN_ENGINE/AUDIT_BACKEND=tencent_ci need STORAGE_BACKEND=cos.")
+
+PUBLIC_BASE_URL: str = _setting("PUBLIC_BASE_URL", env.str, "http://127.0.0.1:8000" if EMBEDDED else "")
+if STORAGE_BACKEND == "local" and not PUBLIC_BASE_URL:
+    raise ImproperlyConfigured("Set PUBLIC_BASE_URL: local storage builds file URLs from it.")
+INPUT_URL_ALLOWED_HOSTS: list[str] = [h.lower() for h in _setting("INPUT_URL_ALLOWED_HOSTS", env.list, [])]
+
+RUNNINGHUB_BASE_URL: str = _setting(
+    "RUNNINGHUB_BASE_URL", env.str, "http://127.0.0.1:8188" if EMBEDDED else "https://www.runninghub.cn"
+).rstrip("/")
+RUNNINGHUB_API_KEY = _secret("RUNNINGHUB_API_KEY", "sim-key")
+RUNNINGHUB_WEBAPP_ID: str = _setting(
+    "RUNNINGHUB_WEBAPP_ID", env.str, "1937084629516193794" if EMBEDDED else environ.Env.NOTSET
+)
+RUNNINGHUB_PROMPT_NODE_ID: str = _setting("RUNNINGHUB_PROMPT_NODE_ID", env.str, "103")
+RUNNINGHUB_IMAGE_NODE_ID: str = _setting("RUNNINGHUB_IMAGE_NODE_ID", env.str, "74")
+RUNNINGHUB_POLL_INTERVAL = _positive_int("RUNNINGHUB_POLL_INTERVAL", 5)
+# The webhook URL carries this secret because RunningHub does not sign its callbacks.
+RUNNINGHUB_WEBHOOK_SECRET = _secret("RUNNINGHUB_WEBHOOK_SECRET", "embedded-webhook-secret")
+
+TASK_PENDING_TIMEOUT = _positive_int("TASK_PENDING_TIMEOUT", 600)
+TASK_PROCESSING_TIMEOUT = _positive_int("TASK_PROCESSING_TIMEOUT", 1800)
+SWEEP_INTERVAL = _positive_int("SWEEP_INTERVAL", 60)
+TASK_COSTS = {
+    "basic_clean": _positive_int("TASK_COST_BASIC_CLEAN", 1),
+    "model_pose12": _positive_int("TASK_COST_MODEL_POSE12", 1),
+}
+
+# --- Uploads ------------------------------------------------------------------------------------
+UPLOAD_MAX_BYTES = 20 * 1024 * 1024
+UPLOAD_MAX_PIXELS = 40_000_000
+FETCH_TIMEOUT_SECONDS = 15
+FETCH_MAX_REDIRECTS = 3
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+
+# --- REST framework and JWT ---------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["core.authentication.EnvelopeJWTAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["core.renderers.EnvelopeJSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "rest_framework.parsers.MultiPartParser",
+        "rest_framework.parsers.FormParser",
+    ],
+    "EXCEPTION_HANDLER": "core.exceptions.api_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_RATES": {
+        "login_ip": _setting("THROTTLE_LOGIN_IP", env.str, "20/min"),
+        "login_user": _setting("THROTTLE_LOGIN_USER", env.str, "5/min"),
+        "task_create": _setting("THROTTLE_TASK_CREATE", env.str, "30/min"),
+        "upload": _setting("THROTTLE_UPLOAD", env.str, "30/min"),
+    },
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=_positive_int("JWT_ACCESS_MINUTES", 30)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=_positive_int("JWT_REFRESH_DAYS", 7)),
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "UPDATE_LAST_LOGIN": True,
+    "SIGNING_KEY": SECRET_KEY,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Photo task service API",
+    "DESCRIPTION": "AI photo jobs for e-commerce sellers. Every answer is wrapped in the success/error envelope.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+}
+
+# --- I18n, static, media ------------------------------------------------------------------------
+LANGUAGE_CODE = "zh-hans"
+LANGUAGES = [("zh-hans", "简体中文"), ("en", "English")]
+TIME_ZONE = "Asia/Shanghai"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "/static/"
+STATIC_ROOT = VAR_DIR / "static"
+MEDIA_URL = "/media/"
+MEDIA_ROOT = VAR_DIR / "media"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": _setting("LOG_LEVEL", env.str, "INFO")},
+}

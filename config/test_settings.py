@@ -1,0 +1,21 @@
+"""Settings for the test suite: a real PostgreSQL and Redis, everything else on loopback."""
+
+import os
+
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
+os.environ.setdefault("CACHE_URL", "redis://127.0.0.1:6379/1")
+os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/2")
+os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-key-that-is-long-enough-for-hmac-sha256")
+os.environ.setdefault("DJANGO_DEBUG", "false")
+os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "false")
+os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
+os.environ.setdefault("PUBLIC_BASE_URL", "http://testserver")
+os.environ.setdefault("RUNNINGHUB_API_KEY", "sim-key")
+os.environ.setdefault("RUNNINGHUB_BASE_URL", "http://127.0.0.1:9")
+os.environ.setdefault("RUNNINGHUB_WEBAPP_ID", "1937084629516193794")
+os.environ.setdefault("RUNNINGHUB_WEBHOOK_SECRET", "test-webhook-secret")
+os.environ.setdefault("INPUT_URL_ALLOWED_HOSTS", "images.example.com")
+
+from config.settings import *  # noqa: F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

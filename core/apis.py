@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from kombu import Connection
+
+from core import errors
+from core.exceptions import json_error_response
+
+logger = logging.getLogger(__name__)
+
+
+def _check_database() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return "ok"
+
+
+def _check_broker() -> str:
+    with Connection(
+        settings.CELERY_BROKER_URL, transport_options=settings.CELERY_BROKER_TRANSPORT_OPTIONS, connect_timeout=2
+    ) as conn:
+        conn.ensure_connection(max_retries=1, timeout=2)
+    return "ok"
+
+
+@never_cache
+def health(request: HttpRequest) -> JsonResponse:
+    checks: dict[str, str] = {}
+    for name, check in (("database", _check_database), ("broker", _check_broker)):
+        try:
+            checks[name] = check()
+        except Exception as exc:  # any failure of a dependency is a failed check, not a 500
+            logger.warning("health check %s failed: %s", name, exc)
+            checks[name] = "error"
+    healthy = all(value == "ok" for value in checks.values())
+    body: dict[str, Any] = {
+        "status": "ok" if healthy else "error",
+        "timestamp": timezone.now().isoformat(),
+        "checks": checks,
+    }
+    return JsonResponse(body, status=200 if healthy else 503)
+
+
+def api_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return json_error_response(request, errors.EndpointNotFound())
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    if request.path.startswith("/api/"):
+        return json_error_response(request, errors.ServerError())
+    from django.views.defaults import server_error as html_server_error
+
+    return html_server_error(request)
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if request.path.startswith("/api/"):
+        return api_not_found(request)
+    from django.views.defaults import page_not_found
+
+    return page_not_found(request, exception)

@@ -1,0 +1,76 @@
+"""The embedded default (SQLite, no services) must keep working, or `make run` breaks silently."""
+
+from pathlib import Path
+
+import pytest
+import requests
+
+from core.tests.embedded import embedded_server, free_port, manage
+
+
+@pytest.mark.slow
+def test_login_quota_grant_on_the_embedded_default(tmp_path: Path) -> None:
+    migrated = manage(tmp_path, "migrate", "--noinput")
+    assert migrated.returncode == 0, migrated.stderr
+    demo = manage(tmp_path, "bootstrap_demo")
+    assert demo.returncode == 0, demo.stderr
+    assert "demo / demo-pass-2026" in demo.stdout
+    journal = manage(
+        tmp_path,
+        "shell",
+        "-c",
+        "from django.db import connection; c = connection.cursor(); "
+        "c.execute('PRAGMA journal_mode'); print(c.fetchone()[0])",
+    )
+    assert journal.stdout.strip().splitlines()[-1] == "wal"
+
+    with embedded_server(tmp_path, free_port()) as base:
+        health = requests.get(f"{base}/health", timeout=5)
+        assert health.status_code == 200, health.text
+        login = requests.post(
+            f"{base}/api/auth/login", json={"username": "demo", "password": "demo-pass-2026"}, timeout=5
+        )
+        assert login.status_code == 200, login.text
+        headers = {"Authorization": f"Bearer {login.json()['data']['token']}"}
+        quota = requests.get(f"{base}/api/quota", headers=headers, timeout=5).json()["data"]
+        assert quota["remaining"] == 100 and quota["isMember"] is True
+
+        granted = manage(tmp_path, "grant_membership", "demo", "--quota", "5", "--days", "1")
+        assert granted.returncode == 0, granted.stderr
+        assert requests.get(f"{base}/api/quota", headers=headers, timeout=5).json()["data"]["remaining"] == 105
+
+    reconciled = manage(tmp_path, "reconcile_quota")
+    assert reconciled.returncode == 0, reconciled.stderr
+
+
+def test_bootstrap_demo_refuses_outside_the_embedded_default(tmp_path: Path) -> None:
+    result = manage(
+        tmp_path,
+        "bootstrap_demo",
+        DATABASE_URL="postgres://postgres@127.0.0.1:5432/test",
+        CACHE_URL="locmemcache://",
+        CELERY_BROKER_URL="memory://",
+        DJANGO_SECRET_KEY="x" * 50,
+        PUBLIC_BASE_URL="http://x",
+        RUNNINGHUB_API_KEY="k",
+        RUNNINGHUB_WEBAPP_ID="1",
+        RUNNINGHUB_WEBHOOK_SECRET="s",
+    )
+    assert result.returncode == 1
+    assert "embedded default" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "env,name",
+    [
+        ({"DATABASE_URL": "postgres://postgres@127.0.0.1:5432/test"}, "DJANGO_SECRET_KEY"),
+        ({"TASK_PENDING_TIMEOUT": "soon"}, "TASK_PENDING_TIMEOUT"),
+        ({"SWEEP_INTERVAL": "-5"}, "SWEEP_INTERVAL"),
+        ({"STORAGE_BACKEND": "s3"}, "STORAGE_BACKEND"),
+        ({"STORAGE_BACKEND": "cos"}, "COS_SECRET_ID"),
+    ],
+)
+def test_bad_settings_stop_start_up_naming_the_variable(tmp_path: Path, env: dict[str, str], name: str) -> None:
+    result = manage(tmp_path, "check", **env)
+    assert result.returncode != 0
+    assert name in result.stderr

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class LedgerKind(models.TextChoices):
+    DEDUCT = "deduct", "扣减"
+    REFUND = "refund", "退还"
+    GRANT = "grant", "发放"
+    ADJUST = "adjust", "人工调整"
+    EXPIRE = "expire", "过期"
+
+
+class QuotaLedger(models.Model):
+    """Append-only: every quota move is one row, and a user's balance is the sum of its deltas.
+
+    `task_id` is a plain UUID rather than a foreign key so that the quota app does not depend on
+    the tasks app; the unique constraints below make a task charged once and refunded once.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="ledger", verbose_name="用户"
+    )
+    delta = models.IntegerField("变动")
+    balance_after = models.IntegerField("变动后余额")
+    kind = models.CharField("类型", max_length=10, choices=LedgerKind.choices)
+    task_id = models.UUIDField("任务", null=True, blank=True)
+    reason = models.CharField("原因", max_length=255, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name="操作人",
+    )
+    created_at = models.DateTimeField("时间", auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name = "配额流水"
+        verbose_name_plural = "配额流水"
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["user", "-created_at"], name="ledger_user_recent")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["task_id"], condition=models.Q(kind="refund"), name="ledger_one_refund_per_task"
+            ),
+            models.UniqueConstraint(
+                fields=["task_id"], condition=models.Q(kind="deduct"), name="ledger_one_charge_per_task"
+            ),
+            models.CheckConstraint(condition=models.Q(balance_after__gte=0), name="ledger_balance_non_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.kind} {self.delta:+d} → {self.balance_after}"

@@ -1,0 +1,149 @@
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.db import IntegrityError, connection
+from django.utils import timezone
+
+from accounts.models import User
+from accounts.tests.factories import make_member, make_user
+from core import errors
+from quota.models import LedgerKind, QuotaLedger
+from quota.selectors import quota_check, quota_get, quota_mismatches
+from quota.services import quota_adjust, quota_deduct, quota_expire_lapsed, quota_grant, quota_refund
+
+pytestmark = pytest.mark.django_db
+
+
+def balance(user: User) -> int:
+    user.refresh_from_db()
+    return user.quota_remaining
+
+
+def test_deduct_writes_one_ledger_row_and_keeps_the_invariant() -> None:
+    user = make_member(quota=5)
+    task_id = uuid.uuid4()
+    row = quota_deduct(user_id=user.pk, amount=2, task_id=task_id, reason="task")
+    assert (row.delta, row.balance_after, row.kind, row.task_id) == (-2, 3, LedgerKind.DEDUCT, task_id)
+    assert balance(user) == 3
+    assert quota_mismatches() == []
+
+
+def test_deduct_refuses_non_member_short_quota_and_unknown_user() -> None:
+    with pytest.raises(errors.QuotaNotMember):
+        quota_deduct(user_id=make_user().pk, amount=1)
+    user = make_member(quota=1)
+    with pytest.raises(errors.QuotaInsufficient):
+        quota_deduct(user_id=user.pk, amount=2)
+    with pytest.raises(errors.QuotaUserNotFound):
+        quota_deduct(user_id=999_999, amount=1)
+    with pytest.raises(errors.InvalidParams):
+        quota_deduct(user_id=user.pk, amount=0)
+    assert balance(user) == 1
+
+
+def test_deduct_refuses_lapsed_member() -> None:
+    user = make_member(quota=3)
+    User.objects.filter(pk=user.pk).update(quota_expire_at=timezone.now() - timedelta(minutes=1))
+    with pytest.raises(errors.QuotaNotMember):
+        quota_deduct(user_id=user.pk, amount=1)
+
+
+def test_a_task_is_charged_at_most_once_by_the_database() -> None:
+    user = make_member(quota=5)
+    task_id = uuid.uuid4()
+    quota_deduct(user_id=user.pk, amount=1, task_id=task_id)
+    with pytest.raises(IntegrityError):
+        quota_deduct(user_id=user.pk, amount=1, task_id=task_id)
+
+
+def test_refund_once_per_task() -> None:
+    user = make_member(quota=5)
+    task_id = uuid.uuid4()
+    quota_deduct(user_id=user.pk, amount=2, task_id=task_id)
+    first = quota_refund(user_id=user.pk, amount=2, task_id=task_id, reason="failed")
+    second = quota_refund(user_id=user.pk, amount=2, task_id=task_id, reason="failed again")
+    assert first is not None and first.balance_after == 5
+    assert second is None
+    assert balance(user) == 5
+    assert QuotaLedger.objects.filter(task_id=task_id, kind=LedgerKind.REFUND).count() == 1
+
+
+def test_unique_refund_constraint_holds_even_when_the_service_is_bypassed() -> None:
+    user = make_member(quota=5)
+    task_id = uuid.uuid4()
+    QuotaLedger.objects.create(user=user, delta=1, balance_after=6, kind=LedgerKind.REFUND, task_id=task_id)
+    with pytest.raises(IntegrityError):
+        QuotaLedger.objects.create(user=user, delta=1, balance_after=7, kind=LedgerKind.REFUND, task_id=task_id)
+
+
+def test_balance_cannot_go_negative_in_the_database() -> None:
+    user = make_user()
+    with pytest.raises(IntegrityError):
+        User.objects.filter(pk=user.pk).update(quota_remaining=-1)
+
+
+def test_grant_makes_member_and_extends_expiry_from_current_end() -> None:
+    user = make_user()
+    quota_grant(user_id=user.pk, amount=10, days=30)
+    user.refresh_from_db()
+    first_expiry = user.quota_expire_at
+    assert user.is_active_member and user.quota_remaining == 10
+    assert first_expiry is not None
+    assert abs((first_expiry - timezone.now()) - timedelta(days=30)) < timedelta(seconds=5)
+    quota_grant(user_id=user.pk, amount=5, days=10, actor=None, reason="renewal")
+    user.refresh_from_db()
+    assert user.quota_remaining == 15
+    assert user.quota_expire_at == first_expiry + timedelta(days=10)
+
+
+def test_grant_after_lapse_expires_old_quota_first() -> None:
+    user = make_member(quota=4)
+    User.objects.filter(pk=user.pk).update(quota_expire_at=timezone.now() - timedelta(days=1))
+    quota_grant(user_id=user.pk, amount=10, days=30)
+    kinds = list(QuotaLedger.objects.filter(user=user).order_by("id").values_list("kind", "delta"))
+    assert kinds[-2:] == [("expire", -4), ("grant", 10)]
+    assert balance(user) == 10
+    assert quota_mismatches() == []
+
+
+def test_adjust_requires_reason_records_actor_and_refuses_negative_balance() -> None:
+    user = make_member(quota=3)
+    staff = make_user(is_staff=True)
+    with pytest.raises(errors.InvalidParams):
+        quota_adjust(user_id=user.pk, delta=1, reason="  ")
+    with pytest.raises(errors.InvalidParams):
+        quota_adjust(user_id=user.pk, delta=-4, reason="too much")
+    row = quota_adjust(user_id=user.pk, delta=-2, reason="duplicate grant", actor=staff)
+    assert (row.delta, row.balance_after, row.actor, row.reason) == (-2, 1, staff, "duplicate grant")
+
+
+def test_expire_lapsed_is_set_based_and_idempotent(django_assert_max_num_queries) -> None:
+    lapsed = [make_member(quota=q) for q in (1, 2, 3)]
+    active = make_member(quota=9)
+    User.objects.filter(pk__in=[u.pk for u in lapsed]).update(quota_expire_at=timezone.now() - timedelta(seconds=1))
+    with django_assert_max_num_queries(5):
+        assert quota_expire_lapsed() == 3
+    assert quota_expire_lapsed() == 0
+    assert [balance(u) for u in lapsed] == [0, 0, 0]
+    assert balance(active) == 9
+    assert QuotaLedger.objects.filter(kind=LedgerKind.EXPIRE).count() == 3
+    assert quota_mismatches() == []
+
+
+def test_get_and_check() -> None:
+    user = make_member(quota=2)
+    info = quota_get(user_id=user.pk)
+    assert (info.remaining, info.is_member) == (2, True)
+    assert quota_check(user_id=user.pk, amount=2) is True
+    assert quota_check(user_id=user.pk, amount=3) is False
+    assert quota_check(user_id=make_user().pk, amount=1) is False
+    with pytest.raises(errors.QuotaUserNotFound):
+        quota_get(user_id=123_456_789)
+
+
+def test_mismatch_is_detected_when_the_ledger_is_tampered_with() -> None:
+    user = make_member(quota=2)
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE accounts_user SET quota_remaining = 7 WHERE id = %s", [user.pk])
+    assert quota_mismatches() == [(user.username, 7, 2)]
