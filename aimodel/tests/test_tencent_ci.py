@@ -1,0 +1,145 @@
+"""The Tencent CI engines through the real SDK against the local COS server; no database needed."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+
+import pytest
+from PIL import Image, ImageDraw, ImageStat
+
+from aimodel.tencent_ci import TencentCiError, audit_image_tencent_ci, basic_clean_tencent_ci
+from aimodel.types import AuditUnavailable, AuditVerdict
+from devtools.cos_testing import RunningCos, start_cos_server
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[RunningCos]:
+    running = start_cos_server()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def cos(server: RunningCos) -> RunningCos:
+    server.state.reset()
+    return server
+
+
+def product_photo(fmt: str = "JPEG") -> bytes:
+    """A red box on a light grey studio backdrop, as a seller would shoot it."""
+    picture = Image.new("RGB", (240, 180), (232, 233, 230))
+    ImageDraw.Draw(picture).rounded_rectangle((70, 40, 170, 140), radius=12, fill=(190, 35, 45))
+    out = io.BytesIO()
+    picture.save(out, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+    return out.getvalue()
+
+
+CORNERS = ((0, 0), (239, 0), (0, 179), (239, 179))
+CENTRE = (120, 90)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_basic_clean_gives_cutout_white_and_enhanced(cos: RunningCos, fmt: str) -> None:
+    outputs = basic_clean_tencent_ci(
+        image=product_photo(fmt), work_prefix="work/task-1/", client=cos.client(), bucket=cos.bucket
+    )
+
+    assert [(o.name, o.content_type, o.ext) for o in outputs] == [
+        ("cutout", "image/png", "png"),
+        ("white", "image/jpeg", "jpg"),
+        ("enhanced", "image/jpeg", "jpg"),
+    ]
+    cutout, white, enhanced = (Image.open(io.BytesIO(o.data)) for o in outputs)
+
+    assert (cutout.format, cutout.mode, cutout.size) == ("PNG", "RGBA", (240, 180))
+    alpha = cutout.getchannel("A")
+    assert [alpha.getpixel(corner) for corner in CORNERS] == [0, 0, 0, 0]
+    assert alpha.getpixel(CENTRE) == 255
+
+    assert (white.format, white.size) == ("JPEG", (240, 180))
+    for corner in CORNERS:
+        assert min(white.getpixel(corner)) >= 250  # type: ignore[arg-type]
+    red, green, _ = white.getpixel(CENTRE)  # type: ignore[misc]
+    assert red > 150 > green
+
+    assert (enhanced.format, enhanced.size) == ("JPEG", (240, 180))
+    assert min(enhanced.getpixel((0, 0))) >= 250  # type: ignore[arg-type]
+    subject = (80, 50, 160, 130)
+    assert ImageStat.Stat(enhanced.crop(subject)).mean != ImageStat.Stat(white.crop(subject)).mean
+
+    assert cos.keys() == []
+
+
+def test_basic_clean_rejects_what_is_not_an_image(cos: RunningCos) -> None:
+    with pytest.raises(TencentCiError) as caught:
+        basic_clean_tencent_ci(
+            image=b"not an image", work_prefix="work/t2", client=cos.client(), bucket=cos.bucket
+        )
+    assert caught.value.transient is False
+    assert cos.keys() == []
+
+
+def test_basic_clean_reports_a_ci_outage_as_transient_and_cleans_up(cos: RunningCos) -> None:
+    cos.set_fault("error")
+    with pytest.raises(TencentCiError) as caught:
+        basic_clean_tencent_ci(
+            image=product_photo(), work_prefix="work/t3", client=cos.client(), bucket=cos.bucket
+        )
+    assert caught.value.transient is True
+    cos.set_fault("none")
+    assert cos.keys() == []
+
+
+def test_basic_clean_rejected_by_ci_is_permanent(cos: RunningCos) -> None:
+    with pytest.raises(TencentCiError) as caught:
+        basic_clean_tencent_ci(
+            image=product_photo(),
+            work_prefix="work/t4",
+            client=cos.client(secret_key="wrong"),
+            bucket=cos.bucket,
+        )
+    assert caught.value.transient is False
+    assert "403" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("result", "verdict", "label", "score"),
+    [
+        (0, AuditVerdict.PASS, "Normal", 0),
+        (1, AuditVerdict.BLOCK, "Porn", 95),
+        (2, AuditVerdict.REVIEW, "Ads", 72),
+    ],
+)
+def test_audit_maps_the_moderation_result(
+    cos: RunningCos, result: int, verdict: AuditVerdict, label: str, score: int
+) -> None:
+    cos.client().put_object(Bucket=cos.bucket, Body=product_photo(), Key="results/t/white.jpg")
+    cos.set_moderation(result, key_substring="results/t/", label=label, score=score)
+
+    audit = audit_image_tencent_ci(
+        key="results/t/white.jpg", client=cos.client(), bucket=cos.bucket, biz_type=""
+    )
+
+    assert (audit.verdict, audit.label, audit.score) == (verdict, label, score)
+
+
+@pytest.mark.parametrize("fault", ["error", "refuse", "garbage"])
+def test_audit_unavailable_when_ci_misbehaves(cos: RunningCos, fault: str) -> None:
+    cos.client().put_object(Bucket=cos.bucket, Body=product_photo(), Key="results/t/white.jpg")
+    cos.set_fault(fault, "moderation")  # type: ignore[arg-type]
+    with pytest.raises(AuditUnavailable):
+        audit_image_tencent_ci(key="results/t/white.jpg", client=cos.client(), bucket=cos.bucket, biz_type="")
+
+
+def test_audit_unavailable_when_the_object_is_missing(cos: RunningCos) -> None:
+    with pytest.raises(AuditUnavailable, match="NoSuchKey"):
+        audit_image_tencent_ci(key="results/none.jpg", client=cos.client(), bucket=cos.bucket, biz_type="")
+
+
+def test_audit_unavailable_when_nothing_listens() -> None:
+    stopped = start_cos_server()
+    client = stopped.client()
+    stopped.stop()
+    with pytest.raises(AuditUnavailable, match="could not reach"):
+        audit_image_tencent_ci(key="results/a.jpg", client=client, bucket=stopped.bucket, biz_type="")
