@@ -156,9 +156,7 @@ class RunningHubClient:
         if not envelope.data:
             # A finished pose12 run always saves files, so an empty list means "not yet".
             return TaskOutcome(state=OutcomeState.PENDING)
-        return TaskOutcome(
-            state=OutcomeState.SUCCESS, outputs=tuple(_output_file(item) for item in envelope.data)
-        )
+        return TaskOutcome(state=OutcomeState.SUCCESS, outputs=tuple(_output_file(item) for item in envelope.data))
 
     def cancel(self, *, task_id: str) -> None:
         envelope = self._call("/task/openapi/cancel", json_body={"apiKey": self._api_key, "taskId": task_id})

@@ -36,6 +36,20 @@ from PIL import Image, ImageChops, ImageDraw, ImageOps
 logger = logging.getLogger("runninghub_sim")
 
 MAX_UPLOAD_BYTES = 30 * 1024 * 1024
+ERROR_MESSAGES = {
+    301: "PARAMS_INVALID",
+    415: "TASK_INSTANCE_MAXED",
+    421: "TASK_QUEUE_MAXED",
+    423: "TASK_NOT_FOUNED",
+    433: "VALIDATE_PROMPT_FAILED",
+    500: "UNKNOWN_ERROR",
+    802: "APIKEY_UNAUTHORIZED",
+    803: "APIKEY_INVALID_NODE_INFO",
+    807: "APIKEY_TASK_NOT_FOUND",
+    808: "APIKEY_UPLOAD_FAILED",
+    809: "APIKEY_FILE_SIZE_EXCEEDED",
+    901: "WEBAPP_NOT_EXISTS",
+}
 _RESULT_MAX_SIDE = 512
 _CDN_PATH = re.compile(r"^/cdn/(\d+)/(\d+)\.png$")
 _API_PATHS = frozenset(
@@ -67,6 +81,10 @@ class SimSettings:
     concurrency: int = 0
     http_5xx: int = 0
     malformed: int = 0
+    error_code: int = 0
+    error_count: int = 0
+    legacy_pending: bool = False
+    validation_error: bool = False
     webhook: bool = True
     webhook_delay: float = 0.0
     webhook_retries: int = 2
@@ -138,6 +156,7 @@ class _State:
     cancelled: list[str] = field(default_factory=list)
     webhooks: list[dict[str, Any]] = field(default_factory=list)
     images: dict[tuple[str, int], bytes] = field(default_factory=dict)
+    request_keys: dict[str, list[str]] = field(default_factory=dict)
 
 
 class RunningHubSimulator:
@@ -197,6 +216,7 @@ class RunningHubSimulator:
                 "calls": dict(self._state.calls),
                 "cancelled": list(self._state.cancelled),
                 "webhooks": [dict(delivery) for delivery in self._state.webhooks],
+                "requestKeys": dict(self._state.request_keys),
             }
 
     def handle_api(self, path: str, body: bytes, content_type: str) -> Answer:
@@ -216,6 +236,8 @@ class RunningHubSimulator:
             return _envelope(301, "PARAMS_INVALID")
         if not isinstance(payload, dict):
             return _envelope(301, "PARAMS_INVALID")
+        with self._lock:
+            self._state.request_keys[path] = sorted(payload)
         key = payload.get("apikey") if path == "/uc/openapi/accountStatus" else None
         if (key or payload.get("apiKey")) != settings.api_key:
             return _envelope(802, "APIKEY_UNAUTHORIZED")
@@ -256,6 +278,9 @@ class RunningHubSimulator:
         if settings.malformed:
             self._settings = dataclasses.replace(settings, malformed=settings.malformed - 1)
             return Answer(200, b'{"code": 0, "msg": "success", "data": {"taskId": "19', "application/json")
+        if settings.error_count and settings.error_code:
+            self._settings = dataclasses.replace(settings, error_count=settings.error_count - 1)
+            return _envelope(settings.error_code, ERROR_MESSAGES.get(settings.error_code, "UNKNOWN_ERROR"))
         return None
 
     def _upload(self, body: bytes, content_type: str) -> Answer:
@@ -296,7 +321,7 @@ class RunningHubSimulator:
         if not isinstance(nodes, list) or not all(isinstance(node, dict) for node in nodes):
             return _envelope(803, "APIKEY_INVALID_NODE_INFO")
         webhook_url = payload.get("webhookUrl")
-        if webhook_url is not None and not isinstance(webhook_url, str):
+        if webhook_url and (not isinstance(webhook_url, str) or not webhook_url.startswith(("http://", "https://"))):
             return _envelope(301, "PARAMS_INVALID")
         with self._lock:
             settings = self._settings
@@ -337,6 +362,14 @@ class RunningHubSimulator:
             "outputs_to_execute": [settings.output_node_id],
             "node_errors": {},
         }
+        if settings.validation_error:
+            tips["result"] = False
+            tips["node_errors"] = {
+                settings.image_node_id: {
+                    "errors": [{"type": "value_not_in_list", "message": "Value not in list", "details": "image"}],
+                    "class_type": "LoadImage",
+                }
+            }
         return _envelope(
             0,
             "success",
@@ -358,6 +391,8 @@ class RunningHubSimulator:
 
     def _outputs_answer(self, task: SimTask) -> Answer:
         status = self._status(task, time.monotonic())
+        if status in ("QUEUED", "RUNNING") and self._settings.legacy_pending:
+            return _envelope(0, "APIKEY_TASK_IS_QUEUED" if status == "QUEUED" else "APIKEY_TASK_IS_RUNNING")
         if status == "QUEUED":
             return _envelope(813, "APIKEY_TASK_IS_QUEUED")
         if status == "RUNNING":
@@ -479,7 +514,8 @@ class RunningHubSimulator:
             event_data = self._outputs_answer(task).body.decode()
             settings = self._settings
         body = json.dumps({"event": "TASK_END", "taskId": task_id, "eventData": event_data}).encode()
-        request = urllib.request.Request(
+        # Only http(s) webhooks are accepted at run time, so urlopen never sees file: or custom schemes.
+        request = urllib.request.Request(  # noqa: S310
             url, data=body, headers={"Content-Type": "application/json"}, method="POST"
         )
         delivery: dict[str, Any] = {
@@ -489,7 +525,7 @@ class RunningHubSimulator:
             "eventData": event_data,
         }
         try:
-            with urllib.request.urlopen(request, timeout=10) as response:
+            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
                 delivery["status"] = response.status
         except urllib.error.HTTPError as exc:
             delivery["status"] = exc.code
@@ -502,9 +538,7 @@ class RunningHubSimulator:
             self._state.webhooks.append(delivery)
         delivered = isinstance(delivery["status"], int) and 200 <= delivery["status"] < 300
         if not delivered and attempt < settings.webhook_retries:
-            retry = threading.Timer(
-                settings.webhook_retry_interval, self._deliver_webhook, args=(task_id, attempt + 1)
-            )
+            retry = threading.Timer(settings.webhook_retry_interval, self._deliver_webhook, args=(task_id, attempt + 1))
             retry.daemon = True
             with self._lock:
                 self._timers.append(retry)
@@ -608,9 +642,7 @@ def _derived_png(source: bytes | None, task_id: str, index: int) -> bytes:
     seed = hashlib.sha256(f"{task_id}:{index}".encode()).digest()
     tint = Image.new("RGB", shot.size, (seed[0], seed[1], seed[2]))
     shot = ImageChops.blend(shot, tint, 0.18)
-    ImageDraw.Draw(shot).rectangle(
-        (0, 0, shot.width - 1, shot.height - 1), outline=(seed[3], 40, 200), width=index
-    )
+    ImageDraw.Draw(shot).rectangle((0, 0, shot.width - 1, shot.height - 1), outline=(seed[3], 40, 200), width=index)
     output = io.BytesIO()
     shot.save(output, format="PNG")
     return output.getvalue()
@@ -702,37 +734,25 @@ def _settings_from_args(args: argparse.Namespace) -> SimSettings:
 
 def _argument_parser() -> argparse.ArgumentParser:
     defaults = SimSettings()
-    parser = argparse.ArgumentParser(
-        prog="python -m devtools.runninghub_sim", description=__doc__.split("\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m devtools.runninghub_sim", description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8188)
     parser.add_argument("--api-key", default=defaults.api_key)
     parser.add_argument("--public-url", default="", help="base of result URLs when reached through a proxy")
-    parser.add_argument(
-        "--latency", type=float, default=defaults.latency, help="seconds added to every answer"
-    )
-    parser.add_argument(
-        "--queue-time", type=float, default=defaults.queue_time, help="seconds a task answers 813"
-    )
-    parser.add_argument(
-        "--run-time", type=float, default=defaults.run_time, help="seconds a task answers 804"
-    )
+    parser.add_argument("--latency", type=float, default=defaults.latency, help="seconds added to every answer")
+    parser.add_argument("--queue-time", type=float, default=defaults.queue_time, help="seconds a task answers 813")
+    parser.add_argument("--run-time", type=float, default=defaults.run_time, help="seconds a task answers 804")
     parser.add_argument("--fail", action="store_true", help="new tasks end with 805")
-    parser.add_argument(
-        "--fail-tasks", nargs="*", default=[], metavar="TASK_ID", help="these tasks end with 805"
-    )
+    parser.add_argument("--fail-tasks", nargs="*", default=[], metavar="TASK_ID", help="these tasks end with 805")
     parser.add_argument("--never-finish", action="store_true", help="new tasks answer 804 forever")
     parser.add_argument("--queue-full", type=int, default=0, metavar="N", help="the next N runs answer 421")
-    parser.add_argument(
-        "--concurrency", type=int, default=0, help="421 past this many busy tasks (0: no limit)"
-    )
-    parser.add_argument(
-        "--http-5xx", type=int, default=0, metavar="N", help="the next N API calls answer 500/502"
-    )
-    parser.add_argument(
-        "--malformed", type=int, default=0, metavar="N", help="the next N API calls answer bad JSON"
-    )
+    parser.add_argument("--concurrency", type=int, default=0, help="421 past this many busy tasks (0: no limit)")
+    parser.add_argument("--http-5xx", type=int, default=0, metavar="N", help="the next N API calls answer 500/502")
+    parser.add_argument("--malformed", type=int, default=0, metavar="N", help="the next N API calls answer bad JSON")
+    parser.add_argument("--error-code", type=int, default=0, help="business code for the next --error-count calls")
+    parser.add_argument("--error-count", type=int, default=0, metavar="N")
+    parser.add_argument("--legacy-pending", action="store_true", help="answer pending tasks with code 0")
+    parser.add_argument("--validation-error", action="store_true", help="runs report node_errors in promptTips")
     parser.add_argument("--no-webhook", dest="webhook", action="store_false", help="never call webhookUrl")
     parser.add_argument("--webhook-delay", type=float, default=defaults.webhook_delay)
     parser.add_argument("--webhook-retries", type=int, default=defaults.webhook_retries)
@@ -747,9 +767,7 @@ def _argument_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = _argument_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(message)s"
-    )
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(message)s")
     server = SimulatorServer((args.host, args.port), _settings_from_args(args))
     logger.info("RunningHub simulator on %s (control API under /_sim/)", server.base_url)
     try:

@@ -67,10 +67,11 @@ class SimulatorHandle:
 
     def _control(self, method: str, path: str, payload: dict[str, Any] | None) -> dict[str, Any]:
         data = None if payload is None else json.dumps(payload).encode()
-        request = urllib.request.Request(
+        # base_url is the simulator's own http address, never a caller-supplied scheme.
+        request = urllib.request.Request(  # noqa: S310
             self.base_url + path, data=data, method=method, headers={"Content-Type": "application/json"}
         )
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
             answer: dict[str, Any] = json.loads(response.read())
         return answer
 
