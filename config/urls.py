@@ -1,14 +1,15 @@
 from django.conf import settings
 from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path, re_path
-from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from core.apis import api_not_found, health
+from core.apis import api_not_found, health, serve_media
 
 api_patterns: list[URLPattern | URLResolver] = [
     path("auth/", include("accounts.urls")),
     path("", include("quota.urls")),
+    path("", include("tasks.urls")),
+    path("media/", include("media.urls")),
     path("schema", SpectacularAPIView.as_view(), name="schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     re_path(r"^.*$", api_not_found),
@@ -23,7 +24,7 @@ urlpatterns = [
 if settings.STORAGE_BACKEND == "local":
     # Files of the local backend; a production deployment on local disk serves MEDIA_ROOT from its
     # reverse proxy at the same path instead.
-    urlpatterns.append(re_path(r"^media/(?P<path>.*)$", serve, {"document_root": settings.MEDIA_ROOT}))
+    urlpatterns.append(re_path(r"^media/(?P<path>.*)$", serve_media))
 
 handler404 = "core.apis.not_found"
 handler500 = "core.apis.server_error"

@@ -6,6 +6,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http.response import HttpResponseBase
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from kombu import Connection
@@ -66,3 +67,10 @@ def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     from django.views.defaults import page_not_found
 
     return page_not_found(request, exception)
+
+
+def serve_media(request: HttpRequest, path: str) -> HttpResponseBase:
+    """Files of the local storage backend (read MEDIA_ROOT per request)."""
+    from django.views.static import serve
+
+    return serve(request, path, document_root=str(settings.MEDIA_ROOT))

@@ -65,9 +65,7 @@ def cos_client(*, secret_id: str, secret_key: str, region: str, endpoint_url: st
             retry=SDK_DEFAULT_RETRY,
         )
     scheme, host, port = _parse_endpoint(endpoint_url)
-    config = CosConfig(
-        Region=region, SecretId=secret_id, SecretKey=secret_key, Scheme=scheme, IP=host, Port=port
-    )
+    config = CosConfig(Region=region, SecretId=secret_id, SecretKey=secret_key, Scheme=scheme, IP=host, Port=port)
     # A local or private endpoint answers at once or not at all; the SDK's sleeping retries only slow tests.
     return CosS3Client(config, retry=0)
 

@@ -141,9 +141,7 @@ class CosState:
 
     # Moderation and faults
 
-    def set_moderation(
-        self, result: int, *, key_substring: str = "", label: str = "", score: int = 0
-    ) -> None:
+    def set_moderation(self, result: int, *, key_substring: str = "", label: str = "", score: int = 0) -> None:
         """Answer `result` (0 normal, 1 block, 2 review) for keys containing `key_substring` ("": any key)."""
         if result not in (0, 1, 2):
             raise ValueError(f"moderation result must be 0, 1 or 2, not {result!r}")
@@ -275,9 +273,7 @@ def _verify_signature(state: CosState, request: _Request) -> bool:
         key_time=fields["q-key-time"],
     )
     if not hmac.compare_digest(expected, fields["q-signature"]):
-        raise CosError(
-            403, "SignatureDoesNotMatch", "The calculated signature does not match the provided one."
-        )
+        raise CosError(403, "SignatureDoesNotMatch", "The calculated signature does not match the provided one.")
     return True
 
 
@@ -289,9 +285,7 @@ def _open_image(data: bytes) -> Image.Image:
         image = Image.open(io.BytesIO(data))
         image.load()
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise CosError(
-            400, "InvalidImageFormat", f"The object is not an image the service can read: {exc}"
-        ) from None
+        raise CosError(400, "InvalidImageFormat", f"The object is not an image the service can read: {exc}") from None
     return image
 
 
@@ -374,9 +368,7 @@ def _int_param(op: str, raw: str, low: int, high: int) -> int:
     except ValueError:
         value = low - 1
     if not low <= value <= high:
-        raise CosError(
-            400, "InvalidArgument", f"imageMogr2/{op} takes an integer in [{low}, {high}], not {raw!r}"
-        )
+        raise CosError(400, "InvalidArgument", f"imageMogr2/{op} takes an integer in [{low}, {high}], not {raw!r}")
     return value
 
 
@@ -665,9 +657,7 @@ class CosRequestHandler(BaseHTTPRequestHandler):
             else:
                 raise ValueError(f"unknown control action {action!r}")
         except (ValueError, KeyError, TypeError) as exc:
-            self._send(
-                400, json.dumps({"error": str(exc)}).encode(), "application/json", request_id="control"
-            )
+            self._send(400, json.dumps({"error": str(exc)}).encode(), "application/json", request_id="control")
             return
         self._send(200, b'{"ok": true}', "application/json", request_id="control")
 
@@ -745,9 +735,7 @@ def run(
         verbose=True,
     )
     server.state.set_acl(bucket, acl)
-    print(
-        f"COS-compatible server on http://{host}:{server.server_address[1]} ({acl} bucket {bucket}, {region})"
-    )
+    print(f"COS-compatible server on http://{host}:{server.server_address[1]} ({acl} bucket {bucket}, {region})")
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -65,9 +65,7 @@ class CosStorage:
             return url
         # The SDK signs the host it would address (the endpoint's host or the bucket domain), which is
         # the host of base_url, so the signature holds for this URL.
-        authorization = self.client.get_auth(
-            Method="GET", Bucket=self.bucket, Key=key, Expired=self.url_expires
-        )
+        authorization = self.client.get_auth(Method="GET", Bucket=self.bucket, Key=key, Expired=self.url_expires)
         return url + "?" + urlencode(dict(field.split("=", 1) for field in authorization.split("&")))
 
     def key_for_url(self, url: str) -> str | None:

@@ -55,15 +55,25 @@ def _positive(amount: int, name: str = "amount") -> None:
 
 
 def quota_deduct(*, user_id: int, amount: int, task_id: uuid.UUID | None = None, reason: str = "") -> QuotaLedger:
-    """Charge `amount`; joins the caller's transaction so the charge and the task insert commit together."""
+    """Charge `amount`. Inside a caller's transaction it adds no savepoint, so the charge and the
+    caller's insert commit or roll back together; the user row stays locked until then."""
     _positive(amount)
-    with transaction.atomic():
-        user = _locked_user(user_id)
-        if not user.is_active_member:
-            raise errors.QuotaNotMember()
-        if user.quota_remaining < amount:
-            raise errors.QuotaInsufficient()
-        return _move(user=user, delta=-amount, kind=LedgerKind.DEDUCT, task_id=task_id, reason=reason)
+    refusal: errors.ApplicationError | None = None
+    with transaction.atomic(savepoint=False):
+        user = User.objects.select_for_update().filter(pk=user_id).first()
+        if user is None:
+            refusal = errors.QuotaUserNotFound()
+        elif not user.is_active_member:
+            refusal = errors.QuotaNotMember()
+        elif user.quota_remaining < amount:
+            refusal = errors.QuotaInsufficient()
+        else:
+            row = _move(user=user, delta=-amount, kind=LedgerKind.DEDUCT, task_id=task_id, reason=reason)
+    # Raised outside the block: an exception inside a savepoint-less block would doom the caller's
+    # whole transaction even though nothing was written.
+    if refusal is not None:
+        raise refusal
+    return row
 
 
 def quota_refund(*, user_id: int, amount: int, task_id: uuid.UUID, reason: str) -> QuotaLedger | None:

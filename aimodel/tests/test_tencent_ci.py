@@ -73,9 +73,7 @@ def test_basic_clean_gives_cutout_white_and_enhanced(cos: RunningCos, fmt: str) 
 
 def test_basic_clean_rejects_what_is_not_an_image(cos: RunningCos) -> None:
     with pytest.raises(TencentCiError) as caught:
-        basic_clean_tencent_ci(
-            image=b"not an image", work_prefix="work/t2", client=cos.client(), bucket=cos.bucket
-        )
+        basic_clean_tencent_ci(image=b"not an image", work_prefix="work/t2", client=cos.client(), bucket=cos.bucket)
     assert caught.value.transient is False
     assert cos.keys() == []
 
@@ -83,9 +81,7 @@ def test_basic_clean_rejects_what_is_not_an_image(cos: RunningCos) -> None:
 def test_basic_clean_reports_a_ci_outage_as_transient_and_cleans_up(cos: RunningCos) -> None:
     cos.set_fault("error")
     with pytest.raises(TencentCiError) as caught:
-        basic_clean_tencent_ci(
-            image=product_photo(), work_prefix="work/t3", client=cos.client(), bucket=cos.bucket
-        )
+        basic_clean_tencent_ci(image=product_photo(), work_prefix="work/t3", client=cos.client(), bucket=cos.bucket)
     assert caught.value.transient is True
     cos.set_fault("none")
     assert cos.keys() == []
@@ -117,9 +113,7 @@ def test_audit_maps_the_moderation_result(
     cos.client().put_object(Bucket=cos.bucket, Body=product_photo(), Key="results/t/white.jpg")
     cos.set_moderation(result, key_substring="results/t/", label=label, score=score)
 
-    audit = audit_image_tencent_ci(
-        key="results/t/white.jpg", client=cos.client(), bucket=cos.bucket, biz_type=""
-    )
+    audit = audit_image_tencent_ci(key="results/t/white.jpg", client=cos.client(), bucket=cos.bucket, biz_type="")
 
     assert (audit.verdict, audit.label, audit.score) == (verdict, label, score)
 

@@ -36,9 +36,7 @@ def cos(server: RunningCos) -> RunningCos:
 def product_jpeg(size: tuple[int, int] = (160, 120)) -> bytes:
     picture = Image.new("RGB", size, (236, 236, 232))
     width, height = size
-    ImageDraw.Draw(picture).ellipse(
-        (width // 4, height // 4, 3 * width // 4, 3 * height // 4), fill=(180, 30, 40)
-    )
+    ImageDraw.Draw(picture).ellipse((width // 4, height // 4, 3 * width // 4, 3 * height // 4), fill=(180, 30, 40))
     out = io.BytesIO()
     picture.save(out, format="JPEG", quality=95)
     return out.getvalue()
@@ -89,16 +87,10 @@ def test_wrong_secret_is_rejected(cos: RunningCos) -> None:
 def test_signature_covers_the_signed_headers(cos: RunningCos) -> None:
     client = cos.client()
     url = f"{cos.endpoint_url}/k"
-    authorization = client.get_auth(
-        Method="PUT", Bucket=cos.bucket, Key="k", Headers={"Content-Type": "text/plain"}
-    )
-    sent = requests.put(
-        url, data=b"x", headers={"Authorization": authorization, "Content-Type": "text/plain"}
-    )
+    authorization = client.get_auth(Method="PUT", Bucket=cos.bucket, Key="k", Headers={"Content-Type": "text/plain"})
+    sent = requests.put(url, data=b"x", headers={"Authorization": authorization, "Content-Type": "text/plain"})
     assert sent.status_code == 200
-    changed = requests.put(
-        url, data=b"x", headers={"Authorization": authorization, "Content-Type": "text/html"}
-    )
+    changed = requests.put(url, data=b"x", headers={"Authorization": authorization, "Content-Type": "text/html"})
     assert changed.status_code == 403
     assert "<Code>SignatureDoesNotMatch</Code>" in changed.text
 
@@ -155,10 +147,7 @@ def test_private_and_public_read_buckets(cos: RunningCos) -> None:
     )
     assert requests.put(plain_url, data=b"overwrite").status_code == 403
     assert requests.delete(plain_url).status_code == 403
-    assert (
-        cos.client().get_object(Bucket=cos.bucket, Key="img/a.png")["Body"].get_raw_stream().read()
-        == b"pixels"
-    )
+    assert cos.client().get_object(Bucket=cos.bucket, Key="img/a.png")["Body"].get_raw_stream().read() == b"pixels"
 
 
 def test_moderation_verdicts_follow_the_rules(cos: RunningCos) -> None:
@@ -170,9 +159,7 @@ def test_moderation_verdicts_follow_the_rules(cos: RunningCos) -> None:
 
     clean = client.get_object_sensitive_content_recognition(Bucket=cos.bucket, Key="r/clean.jpg")
     blocked = client.get_object_sensitive_content_recognition(Bucket=cos.bucket, Key="r/nsfw.jpg")
-    review = client.get_object_sensitive_content_recognition(
-        Bucket=cos.bucket, Key="r/unsure.jpg", BizType="b1"
-    )
+    review = client.get_object_sensitive_content_recognition(Bucket=cos.bucket, Key="r/unsure.jpg", BizType="b1")
 
     assert (clean["Result"], clean["Label"], clean["PornInfo"]["HitFlag"]) == ("0", "Normal", "0")
     assert (blocked["Result"], blocked["Label"], blocked["Score"]) == ("1", "Porn", "97")
@@ -232,9 +219,7 @@ def test_goods_matting_on_upload_cuts_the_product_out(cos: RunningCos) -> None:
 
 
 def test_imagemogr2_rule_and_relative_fileid(cos: RunningCos) -> None:
-    operations = (
-        '{"rules":[{"fileid":"enh.jpg","rule":"imageMogr2/sharpen/70/bright/20/contrast/10/quality/80"}]}'
-    )
+    operations = '{"rules":[{"fileid":"enh.jpg","rule":"imageMogr2/sharpen/70/bright/20/contrast/10/quality/80"}]}'
     _, result = cos.client().ci_put_object(
         Bucket=cos.bucket, Body=product_jpeg(), Key="in/src.jpg", PicOperations=operations
     )
@@ -297,9 +282,7 @@ def test_command_line_entry_serves_the_sdk() -> None:
         )
         client = CosS3Client(config, retry=0)
         client.put_object(Bucket="photos-1250000000", Body=b"cli", Key="k")
-        assert (
-            client.get_object(Bucket="photos-1250000000", Key="k")["Body"].get_raw_stream().read() == b"cli"
-        )
+        assert client.get_object(Bucket="photos-1250000000", Key="k")["Body"].get_raw_stream().read() == b"cli"
     finally:
         process.terminate()
         process.wait(timeout=5)

@@ -17,22 +17,30 @@ from quota.services import quota_deduct, quota_refund
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+# PostgreSQL here allows 100 connections; the test holds some, so at most this many threads are
+# inside the database at once (all of them still start together and race for the same row).
+MAX_CONNECTIONS = 50
+
+
 def run_in_threads(count: int, work: Callable[[], object]) -> Counter[str]:
     outcomes: Counter[str] = Counter()
     lock = threading.Lock()
     barrier = threading.Barrier(count)
+    connections = threading.BoundedSemaphore(MAX_CONNECTIONS)
 
     def runner() -> None:
         try:
             barrier.wait()
-            result = work()
+            with connections:
+                try:
+                    result = work()
+                finally:
+                    connection.close()
             outcome = "ok" if result is not None else "none"
         except errors.ApplicationError as exc:
             outcome = str(exc.code)
         except Exception as exc:
             outcome = type(exc).__name__
-        finally:
-            connection.close()
         with lock:
             outcomes[outcome] += 1
 

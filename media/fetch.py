@@ -1,0 +1,87 @@
+"""Downloads with the product's guards: size and time caps, a redirect limit, and (for URLs that
+users give) a host policy checked again at every hop, on every address the name resolves to."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import time
+from urllib.parse import urljoin, urlsplit
+
+import requests
+from django.conf import settings
+
+_session = requests.Session()
+_session.trust_env = False
+
+
+class FetchError(Exception):
+    """The file could not be fetched; `transient` tells whether trying again may help."""
+
+    def __init__(self, message: str, *, transient: bool) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+def _address_is_public(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+def check_user_url(url: str) -> None:
+    """Raise FetchError(transient=False) unless `url` is https on an allowed host whose every
+    resolved address is public (no loopback, private, link-local or metadata address)."""
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.hostname or parts.username or parts.password:
+        raise FetchError("只接受 https 图片地址", transient=False)
+    host = parts.hostname.lower().rstrip(".")
+    if host not in settings.INPUT_URL_ALLOWED_HOSTS:
+        raise FetchError("图片地址的域名不在允许列表中", transient=False)
+    try:
+        infos = socket.getaddrinfo(host, parts.port or 443, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise FetchError("图片地址的域名无法解析", transient=False) from exc
+    if not infos or not all(_address_is_public(str(info[4][0])) for info in infos):
+        raise FetchError("图片地址指向内部网络", transient=False)
+
+
+def fetch(url: str, *, user_url: bool) -> bytes:
+    """GET `url` within the size, time and redirect caps; for user URLs every hop passes
+    `check_user_url`. Provider result URLs (user_url=False) skip only the host policy."""
+    deadline = time.monotonic() + settings.FETCH_TIMEOUT_SECONDS
+    limit = settings.UPLOAD_MAX_BYTES
+    for _hop in range(settings.FETCH_MAX_REDIRECTS + 1):
+        if user_url:
+            check_user_url(url)
+        elif urlsplit(url).scheme not in ("http", "https"):
+            raise FetchError("结果地址无效", transient=False)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise FetchError("下载超时", transient=True)
+        try:
+            with _session.get(
+                url, stream=True, allow_redirects=False, timeout=(min(5, remaining), remaining)
+            ) as answer:
+                if answer.is_redirect:
+                    url = urljoin(url, answer.headers["Location"])
+                    continue
+                if answer.status_code >= 500 or answer.status_code == 429:
+                    raise FetchError(f"下载失败(HTTP {answer.status_code})", transient=True)
+                if answer.status_code != 200:
+                    raise FetchError(f"下载失败(HTTP {answer.status_code})", transient=False)
+                declared = answer.headers.get("Content-Length")
+                if declared and declared.isdigit() and int(declared) > limit:
+                    raise FetchError("图片超过 20 MB", transient=False)
+                body = bytearray()
+                for chunk in answer.iter_content(64 * 1024):
+                    body += chunk
+                    if len(body) > limit:
+                        raise FetchError("图片超过 20 MB", transient=False)
+                    if time.monotonic() > deadline:
+                        raise FetchError("下载超时", transient=True)
+                return bytes(body)
+        except requests.RequestException as exc:
+            raise FetchError("下载失败(网络错误)", transient=True) from exc
+    raise FetchError("重定向次数过多", transient=False)

@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class TaskType(models.TextChoices):
+    BASIC_CLEAN = "basic_clean", "基础精修"
+    MODEL_POSE12 = "model_pose12", "模特12宫格"
+
+
+class TaskStatus(models.TextChoices):
+    PENDING = "pending", "排队中"
+    PROCESSING = "processing", "处理中"
+    SUCCESS = "success", "成功"
+    FAILED = "failed", "失败"
+
+
+ACTIVE_STATUSES = (TaskStatus.PENDING, TaskStatus.PROCESSING)
+TERMINAL_STATUSES = (TaskStatus.SUCCESS, TaskStatus.FAILED)
+
+
+class Task(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="tasks", verbose_name="用户"
+    )
+    type = models.CharField("类型", max_length=20, choices=TaskType.choices)
+    status = models.CharField("状态", max_length=12, choices=TaskStatus.choices, default=TaskStatus.PENDING)
+    input_image_url = models.TextField("输入图片")
+    params = models.JSONField("参数", default=dict, blank=True)
+    result_urls = models.JSONField("结果", default=list, blank=True)
+    error_message = models.CharField("错误信息", max_length=500, blank=True)
+    vendor_task_id = models.CharField("RunningHub 任务ID", max_length=32, blank=True, default="")
+    cost = models.PositiveSmallIntegerField("扣除配额")
+    audit = models.CharField("内容审核", max_length=10, blank=True)
+    # Scheduling: `next_attempt_at` is when the next step is due and doubles as the token a queued
+    # message must present; `lease_until` is set while a worker works on the task. Together they
+    # make duplicate deliveries harmless and let the sweep restart work whose message was lost.
+    next_attempt_at = models.DateTimeField(null=True, blank=True, editable=False)
+    lease_until = models.DateTimeField(null=True, blank=True, editable=False)
+    transient_errors = models.PositiveSmallIntegerField(default=0, editable=False)
+    created_at = models.DateTimeField("创建时间", auto_now_add=True)
+    updated_at = models.DateTimeField("更新时间", auto_now=True)
+    started_at = models.DateTimeField("开始时间", null=True, blank=True)
+    completed_at = models.DateTimeField("完成时间", null=True, blank=True)
+
+    class Meta:
+        verbose_name = "任务"
+        verbose_name_plural = "任务"
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["user", "-created_at"], name="task_user_recent"),
+            models.Index(fields=["status", "created_at"], name="task_status_created"),
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=models.Q(status__in=["pending", "processing"]),
+                name="task_active_due",
+            ),
+            models.Index(fields=["vendor_task_id"], name="task_vendor_id"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_type_display()} {self.id}"
+
+
+class TaskEvent(models.Model):
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="events", verbose_name="任务")
+    from_status = models.CharField("原状态", max_length=12, choices=TaskStatus.choices, blank=True)
+    to_status = models.CharField("新状态", max_length=12, choices=TaskStatus.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name="操作人",
+    )
+    reason = models.CharField("原因", max_length=500, blank=True)
+    at = models.DateTimeField("时间", auto_now_add=True)
+
+    class Meta:
+        verbose_name = "状态变更"
+        verbose_name_plural = "状态变更"
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["task", "at"], name="taskevent_task_at")]
+
+    def __str__(self) -> str:
+        return f"{self.from_status or '-'} → {self.to_status}"
+
+
+class IdempotencyKey(models.Model):
+    """Create requests replayed with the same key answer with the first task (SPEC §4), for 24 h."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    request_hash = models.CharField(max_length=64)
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "key"], name="idempotency_key_per_user")]
+
+    def __str__(self) -> str:
+        return self.key

@@ -1,0 +1,273 @@
+"""What a worker does with a task: run basic_clean, or submit model_pose12 to RunningHub and follow
+it, then store the results in the product's own storage, audit them and finish the task.
+
+Every step starts by claiming the task (a conditional UPDATE of its lease) and ends by scheduling
+the next one, so duplicate messages, a webhook racing the poller and a crashed worker all resolve
+to one worker doing the work. External calls are never made inside a database transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import F, Q
+from django.utils import timezone
+
+from aimodel.engines import EngineError, audit_blocks, audit_image, basic_clean, runninghub_client
+from aimodel.runninghub import OutcomeState, RunningHubError, RunningHubFinalError, RunningHubQueueFull
+from aimodel.selectors import prompt_for
+from aimodel.types import AuditUnavailable, AuditVerdict, ImageOutput
+from core.errors import ApplicationError
+from media.fetch import FetchError, fetch
+from media.images import image_inspect
+from media.services import media_result_key, upload_key_for_url
+from media.storage import get_storage
+from tasks.models import ACTIVE_STATUSES, Task, TaskStatus, TaskType
+from tasks.services import (
+    AUDIT_BLOCKED,
+    PROCESSING_TIMED_OUT,
+    enqueue_advance,
+    task_fail,
+    task_start,
+    task_succeed,
+)
+
+logger = logging.getLogger(__name__)
+
+LEASE = timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 60)
+MAX_TRANSIENT_ERRORS = 8
+MAX_BACKOFF_SECONDS = 60
+
+
+class Retry(Exception):
+    """Try again later; `counts` is False for waits that are not errors (RunningHub's queue is full)."""
+
+    def __init__(self, reason: str, *, counts: bool = True) -> None:
+        super().__init__(reason)
+        self.counts = counts
+
+
+class Fail(Exception):
+    """The task cannot succeed; the message is shown to the user."""
+
+
+def _claim(task_id: uuid.UUID, token: datetime | None) -> Task | None:
+    now = timezone.now()
+    claimable = Task.objects.filter(pk=task_id, status__in=ACTIVE_STATUSES).filter(
+        Q(lease_until__isnull=True) | Q(lease_until__lt=now)
+    )
+    if token is not None:
+        claimable = claimable.filter(next_attempt_at=token)
+    if claimable.update(lease_until=now + LEASE) == 0:
+        return None
+    return Task.objects.filter(pk=task_id).select_related("user").first()
+
+
+def _release(task: Task, *, delay: float, error: bool | None) -> None:
+    """Schedule the next step `delay` seconds from now, if this worker still holds the lease.
+    error=True counts a transient failure, False resets the count, None leaves it."""
+    due = timezone.now() + timedelta(seconds=delay)
+    changes: dict[str, object] = {"next_attempt_at": due, "lease_until": None}
+    if error is True:
+        changes["transient_errors"] = F("transient_errors") + 1
+    elif error is False:
+        changes["transient_errors"] = 0
+    held = Task.objects.filter(pk=task.pk, lease_until=task.lease_until, status__in=ACTIVE_STATUSES).update(**changes)
+    if held:
+        enqueue_advance(task_id=task.pk, due=due, countdown=delay)
+
+
+def _backoff(task: Task) -> float:
+    return float(min(settings.RUNNINGHUB_POLL_INTERVAL * 2 ** min(task.transient_errors, 6), MAX_BACKOFF_SECONDS))
+
+
+def task_advance(*, task_id: uuid.UUID, token: datetime | None) -> None:
+    """Do the task's next step. `token` is the due time the message was queued for; None (a
+    webhook) takes over whatever is scheduled."""
+    task = _claim(task_id, token)
+    if task is None:
+        return
+    try:
+        if task.type == TaskType.BASIC_CLEAN:
+            _run_basic_clean(task)
+        elif task.status == TaskStatus.PENDING:
+            _submit_pose12(task)
+        else:
+            _follow_pose12(task)
+    except Retry as retry:
+        if retry.counts and task.transient_errors + 1 >= MAX_TRANSIENT_ERRORS:
+            task_fail(task_id=task.pk, reason=f"处理失败: {retry}")
+            return
+        logger.info("task %s will retry: %s", task.pk, retry)
+        _release(task, delay=_backoff(task), error=True)
+    except Fail as failure:
+        task_fail(task_id=task.pk, reason=str(failure))
+
+
+# --- inputs and outputs -------------------------------------------------------------------------
+
+
+def _input_image(task: Task) -> bytes:
+    upload_key = upload_key_for_url(task.input_image_url)
+    try:
+        if upload_key is not None:
+            return get_storage().read(key=upload_key)
+        return fetch(task.input_image_url, user_url=True)
+    except FetchError as exc:
+        if exc.transient:
+            raise Retry(f"输入图片下载失败: {exc}") from exc
+        raise Fail(f"输入图片无法下载: {exc}") from exc
+    except FileNotFoundError as exc:
+        raise Fail("输入图片不存在") from exc
+    except OSError as exc:
+        raise Retry(f"读取输入图片失败: {exc}") from exc
+
+
+def _checked_image(name: str, data: bytes) -> ImageOutput:
+    try:
+        info = image_inspect(data=data)
+    except ApplicationError as exc:
+        raise Fail(f"图片无效: {exc.message('zh')}") from exc
+    return ImageOutput(name=name, data=data, content_type=info.content_type, ext=info.ext)
+
+
+def _store_audit_and_succeed(task: Task, outputs: list[ImageOutput]) -> None:
+    storage = get_storage()
+    keys = [
+        media_result_key(user_id=task.user_id, task_id=task.pk, index=n, ext=out.ext)
+        for n, out in enumerate(outputs, 1)
+    ]
+    try:
+        for key, out in zip(keys, outputs, strict=True):
+            storage.save(key=key, data=out.data, content_type=out.content_type)
+        verdicts = [audit_image(key=key) for key in keys]
+    except AuditUnavailable as exc:
+        raise Retry(f"内容审核暂不可用: {exc}") from exc
+    except OSError as exc:
+        raise Retry(f"保存结果失败: {exc}") from exc
+    if any(audit_blocks(v) for v in verdicts):
+        for key in keys:
+            storage.delete(key=key)
+        task_fail(task_id=task.pk, reason=AUDIT_BLOCKED)
+        return
+    skipped = all(v.verdict == AuditVerdict.SKIPPED for v in verdicts)
+    task_succeed(
+        task_id=task.pk,
+        result_urls=[storage.url(key=key) for key in keys],
+        audit="skipped" if skipped else "passed",
+    )
+
+
+# --- basic_clean --------------------------------------------------------------------------------
+
+
+def _run_basic_clean(task: Task) -> None:
+    if task.status == TaskStatus.PENDING and task_start(task_id=task.pk) is None:
+        return
+    image = _input_image(task)
+    try:
+        outputs = basic_clean(image=image, work_prefix=f"work/{task.pk}")
+    except EngineError as exc:
+        if exc.transient:
+            raise Retry(f"图片处理暂不可用: {exc}") from exc
+        raise Fail(f"图片处理失败: {exc}") from exc
+    _store_audit_and_succeed(task, outputs)
+
+
+# --- model_pose12 -------------------------------------------------------------------------------
+
+
+def _submit_pose12(task: Task) -> None:
+    source = _checked_image("input", _input_image(task))
+    client = runninghub_client()
+    prompt = prompt_for(scene=task.params.get("scene", "street"), category=task.params.get("category", "dress"))
+    base = settings.PUBLIC_BASE_URL.rstrip("/")
+    webhook = f"{base}/api/webhooks/runninghub/{settings.RUNNINGHUB_WEBHOOK_SECRET}" if base else None
+    try:
+        file_name = client.upload_image(
+            data=source.data, filename=f"{task.pk}.{source.ext}", content_type=source.content_type
+        )
+        vendor_id = client.run_app(
+            webapp_id=settings.RUNNINGHUB_WEBAPP_ID,
+            node_info_list=[
+                {"nodeId": settings.RUNNINGHUB_PROMPT_NODE_ID, "fieldName": "text", "fieldValue": prompt},
+                {"nodeId": settings.RUNNINGHUB_IMAGE_NODE_ID, "fieldName": "image", "fieldValue": file_name},
+            ],
+            webhook_url=webhook,
+        )
+    except RunningHubQueueFull as exc:
+        raise Retry("RunningHub 队列已满", counts=False) from exc
+    except RunningHubFinalError as exc:
+        raise Fail(f"提交 RunningHub 失败: {exc}") from exc
+    except RunningHubError as exc:
+        raise Retry(f"RunningHub 暂不可用: {exc}") from exc
+    due = timezone.now() + timedelta(seconds=settings.RUNNINGHUB_POLL_INTERVAL)
+    if task_start(task_id=task.pk, vendor_task_id=vendor_id, next_attempt_at=due) is None:
+        # Cancelled or timed out while we were submitting: stop the job we just started.
+        _cancel_quietly(vendor_id)
+        return
+    enqueue_advance(task_id=task.pk, due=due, countdown=settings.RUNNINGHUB_POLL_INTERVAL)
+
+
+def _follow_pose12(task: Task) -> None:
+    if not task.vendor_task_id:
+        raise Fail("缺少 RunningHub 任务ID")
+    try:
+        outcome = runninghub_client().outputs(task_id=task.vendor_task_id)
+    except RunningHubFinalError as exc:
+        raise Fail(f"查询 RunningHub 失败: {exc}") from exc
+    except RunningHubError as exc:
+        raise Retry(f"查询 RunningHub 失败: {exc}") from exc
+    if outcome.state == OutcomeState.PENDING:
+        _release(task, delay=settings.RUNNINGHUB_POLL_INTERVAL, error=False)
+        return
+    if outcome.state == OutcomeState.FAILED:
+        task_fail(task_id=task.pk, reason=f"生成失败: {outcome.failed_reason or '未知原因'}", cancel_vendor=False)
+        return
+    images = [o for o in outcome.outputs if o.file_type.lower() in ("png", "jpg", "jpeg", "webp")]
+    if not images:
+        raise Fail("RunningHub 未返回结果图片")
+    outputs = []
+    for n, output in enumerate(images, 1):
+        try:
+            data = fetch(output.url, user_url=False)
+        except FetchError as exc:
+            if exc.transient:
+                raise Retry(f"结果下载失败: {exc}") from exc
+            raise Fail(f"结果下载失败: {exc}") from exc
+        outputs.append(_checked_image(f"shot{n:02d}", data))
+    _store_audit_and_succeed(task, outputs)
+
+
+def _cancel_quietly(vendor_task_id: str) -> None:
+    try:
+        runninghub_client().cancel(task_id=vendor_task_id)
+    except RunningHubError:
+        logger.warning("could not cancel RunningHub task %s", vendor_task_id, exc_info=True)
+
+
+def task_processing_timed_out(*, task_id: uuid.UUID) -> bool:
+    """Called by the sweep for a task processing past TASK_PROCESSING_TIMEOUT: one last look at
+    RunningHub (a finished job is collected instead of failed, unless it is twice past the limit),
+    then fail with a refund; task_fail cancels the RunningHub job. True when the task failed."""
+    task = Task.objects.filter(pk=task_id, status=TaskStatus.PROCESSING).first()
+    if task is None:
+        return False
+    if task.type == TaskType.MODEL_POSE12 and task.vendor_task_id and task.started_at:
+        hard_limit = task.started_at + timedelta(seconds=2 * settings.TASK_PROCESSING_TIMEOUT)
+        try:
+            outcome = runninghub_client().outputs(task_id=task.vendor_task_id)
+        except RunningHubError:
+            outcome = None
+        now = timezone.now()
+        if outcome is not None and outcome.state == OutcomeState.SUCCESS and now < hard_limit:
+            idle = Task.objects.filter(pk=task.pk, status=TaskStatus.PROCESSING).filter(
+                Q(lease_until__isnull=True) | Q(lease_until__lt=now)
+            )
+            if idle.update(next_attempt_at=now, lease_until=None):
+                enqueue_advance(task_id=task.pk, due=now)
+            return False
+    return task_fail(task_id=task.pk, reason=PROCESSING_TIMED_OUT, from_statuses=(TaskStatus.PROCESSING,)) is not None
