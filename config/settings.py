@@ -193,7 +193,7 @@ INPUT_URL_ALLOWED_HOSTS: list[str] = [h.lower() for h in _setting("INPUT_URL_ALL
 RUNNINGHUB_BASE_URL: str = _setting(
     "RUNNINGHUB_BASE_URL", env.str, "http://127.0.0.1:8188" if EMBEDDED else "https://www.runninghub.cn"
 ).rstrip("/")
-RUNNINGHUB_API_KEY = _secret("RUNNINGHUB_API_KEY", "sim-key")
+RUNNINGHUB_API_KEY = _secret("RUNNINGHUB_API_KEY", "sim-api-key")
 RUNNINGHUB_WEBAPP_ID: str = _setting(
     "RUNNINGHUB_WEBAPP_ID", env.str, "1937084629516193794" if EMBEDDED else environ.Env.NOTSET
 )

@@ -1,0 +1,77 @@
+"""A real Celery worker (in a thread of the test process, on the Redis broker) and the RunningHub
+simulator over real HTTP, for the end-to-end tests."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from django.apps import apps
+from rest_framework.test import APIClient
+
+from aimodel.engines import runninghub_client
+from devtools.testing import SimulatorHandle, start_simulator
+
+
+@pytest.fixture(scope="session")
+def simulator() -> Iterator[SimulatorHandle]:
+    handle = start_simulator(run_time=0.5, webhook=False)
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture
+def sim(simulator: SimulatorHandle, settings: Any) -> Iterator[SimulatorHandle]:
+    """The simulator, reset, with the product pointed at it and polling every second."""
+    simulator.reset()
+    simulator.configure(run_time=0.5, webhook=False)
+    settings.RUNNINGHUB_BASE_URL = simulator.base_url
+    settings.RUNNINGHUB_API_KEY = simulator.api_key
+    settings.RUNNINGHUB_POLL_INTERVAL = 1
+    runninghub_client.cache_clear()
+    yield simulator
+    runninghub_client.cache_clear()
+
+
+@pytest.fixture
+def prompts(transactional_db: None) -> None:
+    """Transactional tests flush the tables, seeded prompt templates included: seed them again."""
+    from importlib import import_module
+
+    seed = import_module("aimodel.migrations.0002_seed_prompt_templates").seed
+    seed(apps, None)
+
+
+@pytest.fixture
+def worker(transactional_db: None) -> Iterator[None]:
+    from celery.contrib.testing.worker import start_worker
+
+    from config.celery import app
+
+    app.control.purge()
+    with start_worker(
+        app, pool="solo", concurrency=1, perform_ping_check=False, shutdown_timeout=20, loglevel="WARNING"
+    ):
+        yield
+
+
+def wait_for(check: Callable[[], Any], *, timeout: float = 30, interval: float = 0.2) -> Any:
+    """Poll `check` until it returns something truthy; the worker runs in another thread."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {check}")
+        time.sleep(interval)
+
+
+def task_status(client: APIClient, task_id: str, *wanted: str) -> Callable[[], dict[str, Any] | None]:
+    def check() -> dict[str, Any] | None:
+        task: dict[str, Any] = client.get(f"/api/task/{task_id}").json()["data"]
+        return task if task["status"] in wanted else None
+
+    return check

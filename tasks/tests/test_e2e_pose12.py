@@ -1,0 +1,180 @@
+"""model_pose12 end to end: the API, a real Celery worker, the RunningHub simulator over HTTP."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from PIL import Image
+from rest_framework.test import APIClient
+
+from accounts.models import User
+from devtools.testing import SimulatorHandle
+from media.storage import get_storage
+from media.tests.images import product_photo
+from quota.models import LedgerKind, QuotaLedger
+from quota.selectors import quota_mismatches
+from tasks.models import Task
+from tasks.services import tasks_sweep
+from tasks.tests.conftest import task_status, wait_for
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+Client = Callable[[User], APIClient]
+
+
+@pytest.fixture
+def order(member: User, client_for: Client, prompts: None) -> Callable[..., tuple[APIClient, str]]:
+    """Upload a photo as `member` and order model_pose12; returns (client, task id)."""
+
+    def make(**params: str) -> tuple[APIClient, str]:
+        client = client_for(member)
+        upload = client.post(
+            "/api/media/upload", {"file": SimpleUploadedFile("p.png", product_photo(), "image/png")}, format="multipart"
+        )
+        body = {"type": "model_pose12", "inputImageUrl": upload.json()["data"]["url"], "params": params}
+        created = client.post("/api/task/create", body, format="json")
+        assert created.status_code == 201, created.content
+        return client, created.json()["data"]["id"]
+
+    return make
+
+
+def refunds(task_id: str) -> int:
+    return QuotaLedger.objects.filter(task_id=task_id, kind=LedgerKind.REFUND).count()
+
+
+def assert_twelve_stored_results(client: APIClient, task: dict[str, Any], sim: SimulatorHandle) -> None:
+    assert len(task["resultUrls"]) == 12
+    storage = get_storage()
+    for url in task["resultUrls"]:
+        assert not url.startswith(sim.base_url), "results must live in our storage, not at RunningHub"
+        key = storage.key_for_url(url)
+        assert key is not None and key.startswith("results/")
+        Image.open(io.BytesIO(storage.read(key=key))).verify()
+
+
+def test_success_stores_twelve_results(worker: None, sim: SimulatorHandle, order: Any, member: User) -> None:
+    client, task_id = order(scene="studio", category="coat")
+    task = wait_for(task_status(client, task_id, "success", "failed"))
+    assert task["status"] == "success", task
+    assert_twelve_stored_results(client, task, sim)
+    state = sim.state()
+    assert len(state["tasks"]) == 1
+    prompt = state["tasks"][0]["prompt"]
+    assert "studio" in prompt and "coat" in prompt
+    assert Task.objects.get(pk=task_id).vendor_task_id == state["tasks"][0]["taskId"]
+    member.refresh_from_db()
+    assert member.quota_remaining == 9 and refunds(task_id) == 0
+    assert quota_mismatches() == []
+
+
+def test_vendor_failure_fails_with_one_refund(worker: None, sim: SimulatorHandle, order: Any, member: User) -> None:
+    sim.configure(fail=True)
+    client, task_id = order()
+    task = wait_for(task_status(client, task_id, "success", "failed"))
+    assert task["status"] == "failed"
+    assert task["errorMessage"].startswith("生成失败")
+    assert "Traceback" not in task["errorMessage"]
+    assert task["quotaRefunded"] == 1 and refunds(task_id) == 1
+    member.refresh_from_db()
+    assert member.quota_remaining == 10
+
+
+def test_queue_full_waits_then_succeeds(worker: None, sim: SimulatorHandle, order: Any) -> None:
+    sim.configure(queue_full=2)
+    client, task_id = order()
+    task = wait_for(task_status(client, task_id, "success", "failed"), timeout=45)
+    assert task["status"] == "success", task
+    assert sim.state()["calls"]["/task/openapi/ai-app/run"] == 3
+    assert refunds(task_id) == 0
+
+
+def test_bursts_of_5xx_are_survived(worker: None, sim: SimulatorHandle, order: Any) -> None:
+    client, task_id = order()
+    wait_for(task_status(client, task_id, "processing"))
+    sim.configure(http_5xx=5)
+    task = wait_for(task_status(client, task_id, "success", "failed"), timeout=90)
+    assert task["status"] == "success", task
+    assert_twelve_stored_results(client, task, sim)
+
+
+def test_never_finishing_job_times_out_is_cancelled_and_refunded(
+    worker: None, sim: SimulatorHandle, order: Any, member: User, settings: Any
+) -> None:
+    sim.configure(never_finish=True)
+    client, task_id = order()
+    wait_for(task_status(client, task_id, "processing"))
+    settings.TASK_PROCESSING_TIMEOUT = 1
+    vendor_id = Task.objects.get(pk=task_id).vendor_task_id
+    wait_for(lambda: tasks_sweep().failed_processing == 1, timeout=10)
+    task = client.get(f"/api/task/{task_id}").json()["data"]
+    assert (task["status"], task["errorMessage"], task["quotaRefunded"]) == ("failed", "处理超时", 1)
+    wait_for(lambda: vendor_id in sim.state()["cancelled"])
+    assert tasks_sweep().failed == 0
+    member.refresh_from_db()
+    assert member.quota_remaining == 10 and refunds(task_id) == 1
+
+
+def test_queue_full_forever_hits_the_pending_timeout(
+    worker: None, sim: SimulatorHandle, order: Any, settings: Any
+) -> None:
+    sim.configure(queue_full=1000)
+    client, task_id = order()
+    wait_for(lambda: sim.state()["calls"].get("/task/openapi/ai-app/run", 0) >= 2, timeout=20)
+    settings.TASK_PENDING_TIMEOUT = 1
+    assert tasks_sweep().failed_pending == 1
+    task = client.get(f"/api/task/{task_id}").json()["data"]
+    assert task["status"] == "failed" and task["errorMessage"].startswith("任务超时")
+    calls = sim.state()["calls"]["/task/openapi/ai-app/run"]
+    import time
+
+    time.sleep(4)
+    assert sim.state()["calls"]["/task/openapi/ai-app/run"] <= calls + 1, "retries must stop once the task failed"
+    assert refunds(task_id) == 1
+
+
+@pytest.fixture
+def webhook_first(sim: SimulatorHandle, live_server: Any, settings: Any) -> Iterator[SimulatorHandle]:
+    """Webhooks to the live server; the poller waits a minute, so the webhook always comes first."""
+    settings.PUBLIC_BASE_URL = live_server.url
+    settings.RUNNINGHUB_POLL_INTERVAL = 60
+    sim.configure(webhook=True)
+    yield sim
+
+
+def test_webhook_before_the_poller_gives_one_success(worker: None, webhook_first: SimulatorHandle, order: Any) -> None:
+    client, task_id = order()
+    task = wait_for(task_status(client, task_id, "success", "failed"), timeout=30)
+    assert task["status"] == "success", task
+    state = webhook_first.state()
+    assert state["webhooks"] and state["webhooks"][0]["status"] == 200
+    assert state["calls"]["/cdn"] == 12, "the results were downloaded once"
+    assert state["calls"]["/task/openapi/outputs"] == 1
+
+
+def test_forged_webhook_changes_nothing(
+    worker: None, sim: SimulatorHandle, order: Any, api: APIClient, settings: Any
+) -> None:
+    sim.configure(never_finish=True)
+    client, task_id = order()
+    wait_for(task_status(client, task_id, "processing"))
+    vendor_id = Task.objects.get(pk=task_id).vendor_task_id
+    forged = {"taskId": vendor_id, "eventData": '{"code": 0, "data": [{"fileUrl": "http://127.0.0.1:1/x.png"}]}'}
+    wrong_secret = api.post("/api/webhooks/runninghub/guess", forged, format="json")
+    assert wrong_secret.status_code == 404
+    accepted = api.post(f"/api/webhooks/runninghub/{settings.RUNNINGHUB_WEBHOOK_SECRET}", forged, format="json")
+    assert accepted.status_code == 200
+    assert (
+        api.post(
+            f"/api/webhooks/runninghub/{settings.RUNNINGHUB_WEBHOOK_SECRET}", "nope", content_type="application/json"
+        ).json()["error"]["code"]
+        == 4002
+    )
+    import time
+
+    time.sleep(2)
+    assert client.get(f"/api/task/{task_id}").json()["data"]["status"] == "processing"
