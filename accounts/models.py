@@ -15,6 +15,7 @@ class User(AbstractUser):
     class Meta:
         verbose_name = "用户"
         verbose_name_plural = "用户"
+        permissions = [("adjust_quota", "可发放或调整配额")]
         constraints = [
             models.CheckConstraint(condition=models.Q(quota_remaining__gte=0), name="user_quota_non_negative"),
         ]

@@ -42,6 +42,11 @@ class Task(models.Model):
     next_attempt_at = models.DateTimeField(null=True, blank=True, editable=False)
     lease_until = models.DateTimeField(null=True, blank=True, editable=False)
     transient_errors = models.PositiveSmallIntegerField(default=0, editable=False)
+    # One-to-one so that the database, not a read-then-write check, keeps a task to a single retry:
+    # a second retry of the same task would charge the member twice for the same photo.
+    retry_of = models.OneToOneField(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="retried_by", verbose_name="重试自"
+    )
     created_at = models.DateTimeField("创建时间", auto_now_add=True)
     updated_at = models.DateTimeField("更新时间", auto_now=True)
     started_at = models.DateTimeField("开始时间", null=True, blank=True)
@@ -50,6 +55,7 @@ class Task(models.Model):
     class Meta:
         verbose_name = "任务"
         verbose_name_plural = "任务"
+        permissions = [("run_task_actions", "可执行任务操作(失败退款、重试、补退)")]
         ordering = ["-created_at"]
         indexes = [
             models.Index(fields=["user", "-created_at"], name="task_user_recent"),

@@ -17,12 +17,14 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import User
 from core import errors
 from media.fetch import FetchError, check_user_url
 from media.services import media_require_upload, upload_key_for_url
+from quota.models import QuotaLedger
 from quota.services import quota_deduct, quota_expire_lapsed, quota_refund
 from tasks.models import ACTIVE_STATUSES, IdempotencyKey, Task, TaskEvent, TaskStatus, TaskType
 
@@ -377,3 +379,79 @@ def _requeue_overdue(now: datetime) -> int:
             for pk in overdue:
                 transaction.on_commit(lambda pk=pk: enqueue_advance(task_id=pk, due=now))  # type: ignore[misc]
     return len(overdue)
+
+
+# --- support actions ----------------------------------------------------------------------------
+
+
+def stuck_condition(*, now: datetime) -> Q:
+    """Active tasks past their timeout: what the sweep will fail, and what support may retry."""
+    return Q(status=TaskStatus.PENDING, created_at__lt=now - timedelta(seconds=settings.TASK_PENDING_TIMEOUT)) | Q(
+        status=TaskStatus.PROCESSING, started_at__lt=now - timedelta(seconds=settings.TASK_PROCESSING_TIMEOUT)
+    )
+
+
+RETRY_FAIL_REASON = "卡住,由客服重试"
+
+
+def task_retry(*, task_id: uuid.UUID, actor: User) -> Task:
+    """Run a failed or stuck task again as a new task for the same member.
+
+    The rule: a retry is charged like any new task, and only once the original's charge is back.
+    A stuck task is failed first (which refunds it); a failed task that somehow kept its charge is
+    refunded now; then the new task is charged through `quota_deduct` (so a lapsed membership or an
+    empty balance refuses the retry). The member pays once for the work in the end, the ledger holds
+    one deduct and at most one refund per task, and nothing is given for free. A task is retried
+    at most once (`retry_of` is unique); a retry that fails can itself be retried. All of it is one
+    transaction: a refused retry leaves the original as it was.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        original = _locked(task_id)
+        if original.status == TaskStatus.SUCCESS:
+            raise errors.InvalidTransition("成功的任务不能重试", "A successful task cannot be retried")
+        if original.status in ACTIVE_STATUSES:
+            if not Task.objects.filter(stuck_condition(now=now), pk=original.pk).exists():
+                raise errors.InvalidTransition("任务仍在正常处理中,不能重试", "The task is still within its timeout")
+            task_fail(task_id=original.pk, reason=RETRY_FAIL_REASON, actor=actor, from_statuses=(original.status,))
+        elif Task.objects.filter(retry_of=original).exists():
+            raise errors.InvalidTransition("该任务已重试过", "The task was already retried")
+        else:
+            quota_refund(
+                user_id=original.user_id,
+                amount=original.cost,
+                task_id=original.pk,
+                reason=f"重试前补退 (客服 {actor.username})",
+            )
+        retry = Task(
+            id=uuid.uuid4(),
+            user_id=original.user_id,
+            type=original.type,
+            input_image_url=original.input_image_url,
+            params=original.params,
+            cost=settings.TASK_COSTS[original.type],
+            retry_of=original,
+            next_attempt_at=now,
+        )
+        quota_deduct(user_id=original.user_id, amount=retry.cost, task_id=retry.id, reason=f"重试任务 {original.pk}")
+        retry.save(force_insert=True)
+        TaskEvent.objects.create(
+            task=retry, from_status="", to_status=TaskStatus.PENDING, actor=actor, reason=f"重试自任务 {original.pk}"
+        )
+        transaction.on_commit(lambda: enqueue_advance(task_id=retry.id, due=now))
+    return retry
+
+
+def task_refund_missing(*, task_id: uuid.UUID, actor: User) -> QuotaLedger:
+    """Refund a failed task whose charge was never given back. The ledger's one-refund-per-task
+    constraint decides, so a task already refunded (or refunded concurrently) is refused."""
+    with transaction.atomic():
+        task = _locked(task_id)
+        if task.status != TaskStatus.FAILED:
+            raise errors.InvalidTransition("只有失败的任务可以补退", "Only a failed task can be refunded")
+        row = quota_refund(
+            user_id=task.user_id, amount=task.cost, task_id=task.pk, reason=f"客服补退 ({actor.username})"
+        )
+    if row is None:
+        raise errors.InvalidTransition("该任务已退还过配额", "The task was already refunded")
+    return row

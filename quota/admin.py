@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+
+from accounts.models import User
+from quota.models import QuotaLedger
+
+
+class UserFilter(admin.SimpleListFilter):
+    """Filter by one user, reached from the user's page or a row's user link: listing every
+    user as a choice would not scale."""
+
+    title = "用户"
+    parameter_name = "user"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        value = self.value()
+        if not value or not value.isdigit():
+            return []
+        return [(str(pk), name) for pk, name in User.objects.filter(pk=value).values_list("pk", "username")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[QuotaLedger]) -> QuerySet[QuotaLedger]:
+        value = self.value()
+        if value and value.isdigit():
+            return queryset.filter(user_id=value)
+        return queryset
+
+
+@admin.register(QuotaLedger)
+class QuotaLedgerAdmin(admin.ModelAdmin):
+    """Append-only: nobody adds, changes or deletes rows here; quota moves through the services."""
+
+    list_display = ("created_at", "user_link", "kind", "delta", "balance_after", "task_link", "reason", "actor")
+    list_filter = ("kind", UserFilter, "created_at")
+    list_select_related = ("user", "actor")
+    search_fields = ("user__username", "=user__phone", "reason")
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="用户", ordering="user__username")
+    def user_link(self, row: QuotaLedger) -> str:
+        return format_html('<a href="?user={}">{}</a>', row.user_id, row.user.username)
+
+    @admin.display(description="任务")
+    def task_link(self, row: QuotaLedger) -> str:
+        if row.task_id is None:
+            return "-"
+        url = reverse("admin:tasks_task_change", args=[row.task_id])
+        return format_html('<a href="{}">{}</a>', url, str(row.task_id)[:8])
