@@ -41,6 +41,8 @@ class QuotaLedgerAdmin(admin.ModelAdmin):
     list_select_related = ("user", "actor")
     search_fields = ("user__username", "=user__phone", "reason")
     date_hierarchy = "created_at"
+    # The ledger grows without end; a second COUNT over all of it on every page is not worth it.
+    show_full_result_count = False
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -249,12 +249,13 @@ class TaskAdmin(admin.ModelAdmin):
         form = FailReasonForm(request.POST if "apply" in request.POST else None)
         if form.is_valid():
             reason = form.cleaned_data["reason"]
+            selected = list(queryset.values_list("pk", flat=True))
             failed = [
-                task.pk
-                for task in queryset.only("pk")
-                if task_fail(task_id=task.pk, reason=reason, actor=request.user) is not None  # type: ignore[arg-type]
+                pk
+                for pk in selected
+                if task_fail(task_id=pk, reason=reason, actor=request.user) is not None  # type: ignore[arg-type]
             ]
-            skipped = queryset.count() - len(failed)
+            skipped = len(selected) - len(failed)
             self.message_user(request, f"已将 {len(failed)} 个任务标记为失败并退还配额。", messages.SUCCESS)
             if skipped:
                 self.message_user(request, f"{skipped} 个任务已结束,未作改动。", messages.WARNING)
@@ -272,22 +273,22 @@ class TaskAdmin(admin.ModelAdmin):
 
     @admin.action(description="重试(作为新任务,正常扣费)", permissions=["run_task_actions"])
     def retry(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
-        for task in queryset.only("pk"):
+        for pk in queryset.values_list("pk", flat=True):
             try:
-                retry = task_retry(task_id=task.pk, actor=request.user)  # type: ignore[arg-type]
+                retry = task_retry(task_id=pk, actor=request.user)  # type: ignore[arg-type]
             except ApplicationError as error:
-                self.message_user(request, f"任务 {str(task.pk)[:8]} 未重试:{error.message('zh')}", messages.ERROR)
+                self.message_user(request, f"任务 {str(pk)[:8]} 未重试:{error.message('zh')}", messages.ERROR)
                 continue
             url = reverse("admin:tasks_task_change", args=[retry.pk])
-            message = format_html('任务 {} 已重试为 <a href="{}">{}</a>', str(task.pk)[:8], url, str(retry.pk)[:8])
+            message = format_html('任务 {} 已重试为 <a href="{}">{}</a>', str(pk)[:8], url, str(retry.pk)[:8])
             self.message_user(request, message, messages.SUCCESS)
 
     @admin.action(description="补退配额(失败但未退款的任务)", permissions=["run_task_actions"])
     def refund_missing(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
-        for task in queryset.only("pk"):
+        for pk in queryset.values_list("pk", flat=True):
             try:
-                row = task_refund_missing(task_id=task.pk, actor=request.user)  # type: ignore[arg-type]
+                row = task_refund_missing(task_id=pk, actor=request.user)  # type: ignore[arg-type]
             except ApplicationError as error:
-                self.message_user(request, f"任务 {str(task.pk)[:8]} 未补退:{error.message('zh')}", messages.WARNING)
+                self.message_user(request, f"任务 {str(pk)[:8]} 未补退:{error.message('zh')}", messages.WARNING)
                 continue
-            self.message_user(request, f"任务 {str(task.pk)[:8]} 已补退 {row.delta} 配额。", messages.SUCCESS)
+            self.message_user(request, f"任务 {str(pk)[:8]} 已补退 {row.delta} 配额。", messages.SUCCESS)

@@ -1,0 +1,302 @@
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.test import Client
+
+from accounts.models import User
+from accounts.tests.admin_helpers import logged_in, make_superuser, make_support, make_task
+from accounts.tests.factories import make_member, make_user
+from quota.models import LedgerKind, QuotaLedger
+from quota.selectors import quota_mismatches
+from tasks.models import Task, TaskEvent, TaskStatus
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = "/admin/tasks/task/"
+staff_makers = pytest.mark.parametrize("maker", [make_support, make_superuser], ids=["support", "superuser"])
+
+
+def run_action(client: Client, action: str, *tasks: Task, **extra: Any) -> Any:
+    return client.post(CHANGELIST, {"action": action, "_selected_action": [str(t.pk) for t in tasks], **extra})
+
+
+def refunds(task: Task) -> list[QuotaLedger]:
+    return list(QuotaLedger.objects.filter(task_id=task.pk, kind=LedgerKind.REFUND))
+
+
+def balance(user: User) -> int:
+    user.refresh_from_db()
+    return user.quota_remaining
+
+
+def shown(client: Client, query: str) -> set[Any]:
+    response = client.get(f"{CHANGELIST}?{query}")
+    assert response.status_code == 200
+    return {task.pk for task in response.context["cl"].result_list}
+
+
+# --- list and detail ----------------------------------------------------------------------------
+
+
+def test_filters_and_search() -> None:
+    alice = make_member(username="alice", phone="13700000001")
+    bob = make_member(username="bob")
+    pending = make_task(alice)
+    processing = make_task(alice, TaskStatus.PROCESSING, vendor_task_id="1990000000000000001")
+    stuck = make_task(bob, TaskStatus.PROCESSING, age=timedelta(hours=1))
+    failed = make_task(bob, TaskStatus.FAILED)
+    client = logged_in(make_support())
+
+    assert shown(client, "status__exact=failed") == {failed.pk}
+    assert shown(client, "type__exact=basic_clean") == {pending.pk, processing.pk, stuck.pk, failed.pk}
+    assert shown(client, "stuck=yes") == {stuck.pk}
+    assert shown(client, "created_at__gte=2000-01-01T00:00:00%2B08:00") == {
+        pending.pk,
+        processing.pk,
+        stuck.pk,
+        failed.pk,
+    }
+    assert shown(client, f"q={failed.pk}") == {failed.pk}
+    assert shown(client, "q=alice") == {pending.pk, processing.pk}
+    assert shown(client, "q=13700000001") == {pending.pk, processing.pk}
+    assert shown(client, "q=1990000000000000001") == {processing.pk}
+    assert shown(client, "q=not-a-uuid") == set()
+
+
+def test_detail_shows_history_images_error_and_quota() -> None:
+    member = make_member()
+    task = make_task(member, TaskStatus.SUCCESS)
+    failed = make_task(member, TaskStatus.FAILED, reason="RunningHub 805: 生成失败")
+    client = logged_in(make_support())
+
+    page = client.get(f"{CHANGELIST}{task.pk}/change/").content.decode()
+    assert page.count('<img src="https://cdn.example.com/r/') == 3
+    assert '<img src="https://images.example.com/p.png"' in page
+    assert "状态历史" in page and "开始处理" in page and "处理完成" in page
+    assert 'id="action-fail_and_refund"' in page
+
+    page = client.get(f"{CHANGELIST}{failed.pk}/change/").content.decode()
+    assert "RunningHub 805: 生成失败" in page
+    assert 'class="readonly">1</div>' in page  # charged 1, refunded 1
+    assert page.count('class="readonly">1</div>') == 2
+
+
+def test_detail_is_read_only_for_a_superuser_too() -> None:
+    task = make_task(make_member())
+    client = logged_in(make_superuser())
+    page = client.get(f"{CHANGELIST}{task.pk}/change/").content.decode()
+    assert 'name="status"' not in page and 'name="_save"' not in page
+    assert client.post(f"{CHANGELIST}{task.pk}/change/", {"status": "success"}).status_code == 403
+    assert client.post(f"{CHANGELIST}{task.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert Task.objects.get(pk=task.pk).status == TaskStatus.PENDING
+
+
+def test_task_list_query_count_is_bounded(assert_max_statements: Any) -> None:
+    members = [make_member(quota=20) for _ in range(10)]
+    for i in range(200):
+        make_task(members[i % 10], TaskStatus.FAILED if i % 3 else TaskStatus.PENDING)
+    client = logged_in(make_support())
+    with assert_max_statements(9):
+        response = client.get(CHANGELIST)
+    assert response.status_code == 200 and len(response.context["cl"].result_list) == 100
+    with assert_max_statements(9):
+        assert client.get(f"{CHANGELIST}?status__exact=failed&q=user").status_code == 200
+
+
+# --- fail and refund ----------------------------------------------------------------------------
+
+
+@staff_makers
+def test_fail_and_refund_asks_for_a_reason_then_refunds_once(maker: Any) -> None:
+    staff, member = maker(), make_member()
+    task = make_task(member, TaskStatus.PROCESSING)
+    client = logged_in(staff)
+
+    form = run_action(client, "fail_and_refund", task)
+    assert form.status_code == 200 and "确认失败并退款" in form.content.decode()
+    assert Task.objects.get(pk=task.pk).status == TaskStatus.PROCESSING
+
+    missing_reason = run_action(client, "fail_and_refund", task, apply="1", reason="")
+    assert missing_reason.status_code == 200 and "该字段是必填项" in missing_reason.content.decode()
+    assert Task.objects.get(pk=task.pk).status == TaskStatus.PROCESSING
+
+    done = run_action(client, "fail_and_refund", task, apply="1", reason="用户来电要求取消")
+    assert done.status_code == 302
+    task.refresh_from_db()
+    assert (task.status, task.error_message) == (TaskStatus.FAILED, "用户来电要求取消")
+    event = TaskEvent.objects.filter(task=task).latest("id")
+    assert (event.from_status, event.to_status, event.actor, event.reason) == (
+        TaskStatus.PROCESSING, TaskStatus.FAILED, staff, "用户来电要求取消",
+    )  # fmt: skip
+    assert [row.delta for row in refunds(task)] == [1]
+    assert "用户来电要求取消" in refunds(task)[0].reason
+    assert balance(member) == 10
+
+    run_action(client, "fail_and_refund", task, apply="1", reason="再来一次")
+    assert len(refunds(task)) == 1 and balance(member) == 10
+    assert Task.objects.get(pk=task.pk).error_message == "用户来电要求取消"
+    assert not quota_mismatches()
+
+
+def test_fail_and_refund_handles_several_tasks_and_skips_finished_ones() -> None:
+    member = make_member()
+    tasks = [make_task(member), make_task(member, TaskStatus.PROCESSING), make_task(member, TaskStatus.SUCCESS)]
+    client = logged_in(make_support())
+    response = run_action(client, "fail_and_refund", *tasks, apply="1", reason="批量处理")
+    messages = [str(m) for m in response.wsgi_request._messages]
+    assert messages == ["已将 2 个任务标记为失败并退还配额。", "1 个任务已结束,未作改动。"]
+    assert [Task.objects.get(pk=t.pk).status for t in tasks] == ["failed", "failed", "success"]
+    assert balance(member) == 9
+
+
+def test_staff_without_the_permission_cannot_run_actions() -> None:
+    task = make_task(make_member(), TaskStatus.PROCESSING)
+    viewer = make_user(is_staff=True)
+    viewer.user_permissions.add(*Permission.objects.filter(codename="view_task"))
+    client = logged_in(viewer)
+    page = client.get(f"{CHANGELIST}{task.pk}/change/").content.decode()
+    assert 'id="action-fail_and_refund"' not in page
+    for action in ("fail_and_refund", "retry", "refund_missing"):
+        response = run_action(client, action, task, apply="1", reason="x")
+        assert response.status_code in (200, 302)
+    assert Task.objects.get(pk=task.pk).status == TaskStatus.PROCESSING
+    assert not refunds(task) and not Task.objects.filter(retry_of=task).exists()
+
+
+# --- retry --------------------------------------------------------------------------------------
+
+
+@staff_makers
+def test_retry_of_a_failed_task_is_a_new_task_charged_once(maker: Any) -> None:
+    staff, member = maker(), make_member()
+    failed = make_task(member, TaskStatus.FAILED)
+    assert balance(member) == 10
+    client = logged_in(staff)
+
+    assert run_action(client, "retry", failed).status_code == 302
+    retry = Task.objects.get(retry_of=failed)
+    assert (retry.user, retry.status, retry.type, retry.input_image_url) == (
+        member, TaskStatus.PENDING, failed.type, failed.input_image_url,
+    )  # fmt: skip
+    charges = QuotaLedger.objects.filter(task_id=retry.pk)
+    assert [(row.kind, row.delta) for row in charges] == [(LedgerKind.DEDUCT, -1)]
+    assert balance(member) == 9
+    event = TaskEvent.objects.get(task=retry)
+    assert (event.actor, event.reason) == (staff, f"重试自任务 {failed.pk}")
+
+    second = run_action(client, "retry", failed)
+    assert "该任务已重试过" in " ".join(str(m) for m in second.wsgi_request._messages)
+    assert Task.objects.filter(retry_of=failed).count() == 1 and balance(member) == 9
+    assert not quota_mismatches()
+
+
+def test_retry_of_a_stuck_task_fails_and_refunds_it_first() -> None:
+    member = make_member()
+    stuck = make_task(member, TaskStatus.PROCESSING, age=timedelta(hours=1))
+    support = make_support()
+    run_action(logged_in(support), "retry", stuck)
+    stuck.refresh_from_db()
+    assert stuck.status == TaskStatus.FAILED
+    assert TaskEvent.objects.filter(task=stuck, to_status=TaskStatus.FAILED, actor=support).exists()
+    assert len(refunds(stuck)) == 1
+    assert Task.objects.get(retry_of=stuck).status == TaskStatus.PENDING
+    assert balance(member) == 9
+    assert not quota_mismatches()
+
+
+def test_retry_of_an_unrefunded_failed_task_refunds_it_before_charging() -> None:
+    member = make_member()
+    task = make_task(member, status=TaskStatus.FAILED)
+    QuotaLedger.objects.filter(task_id=task.pk, kind=LedgerKind.REFUND).delete()
+    User.objects.filter(pk=member.pk).update(quota_remaining=9)  # as if the refund never happened
+    run_action(logged_in(make_support()), "retry", task)
+    assert len(refunds(task)) == 1 and Task.objects.filter(retry_of=task).exists()
+    assert balance(member) == 9
+    assert not quota_mismatches()
+
+
+@pytest.mark.parametrize(
+    "status,age,message",
+    [
+        (TaskStatus.PENDING, None, "任务仍在正常处理中,不能重试"),
+        (TaskStatus.PROCESSING, timedelta(minutes=5), "任务仍在正常处理中,不能重试"),
+        (TaskStatus.SUCCESS, None, "成功的任务不能重试"),
+    ],
+)
+def test_retry_refuses_tasks_that_do_not_need_it(status: str, age: Any, message: str) -> None:
+    member = make_member()
+    task = make_task(member, status, age=age)
+    response = run_action(logged_in(make_support()), "retry", task)
+    assert message in " ".join(str(m) for m in response.wsgi_request._messages)
+    assert not Task.objects.filter(retry_of=task).exists()
+    assert balance(member) == 9
+
+
+def test_refused_retry_leaves_everything_as_it_was() -> None:
+    member = make_member()
+    stuck = make_task(member, TaskStatus.PENDING, age=timedelta(hours=1))
+    User.objects.filter(pk=member.pk).update(is_member=False)
+    response = run_action(logged_in(make_support()), "retry", stuck)
+    assert "请先购买会员" in " ".join(str(m) for m in response.wsgi_request._messages)
+    assert Task.objects.get(pk=stuck.pk).status == TaskStatus.PENDING
+    assert not refunds(stuck) and balance(member) == 9
+
+
+# --- refund -------------------------------------------------------------------------------------
+
+
+@staff_makers
+def test_refund_of_a_failed_task_that_kept_its_charge_happens_once(maker: Any) -> None:
+    staff, member = maker(), make_member()
+    task = make_task(member)
+    # A failure that bypassed the services: failed, still charged.
+    Task.objects.filter(pk=task.pk).update(status=TaskStatus.FAILED, error_message="数据修复")
+    client = logged_in(staff)
+
+    response = run_action(client, "refund_missing", task)
+    assert response.status_code == 302
+    [row] = refunds(task)
+    assert row.delta == 1 and staff.username in row.reason
+    assert balance(member) == 10
+
+    again = run_action(client, "refund_missing", task)
+    assert "该任务已退还过配额" in " ".join(str(m) for m in again.wsgi_request._messages)
+    assert len(refunds(task)) == 1 and balance(member) == 10
+    assert not quota_mismatches()
+
+
+def test_refund_refuses_tasks_that_are_not_failed() -> None:
+    member = make_member()
+    task = make_task(member, TaskStatus.SUCCESS)
+    response = run_action(logged_in(make_support()), "refund_missing", task)
+    assert "只有失败的任务可以补退" in " ".join(str(m) for m in response.wsgi_request._messages)
+    assert not refunds(task) and balance(member) == 9
+
+
+# --- dashboard ----------------------------------------------------------------------------------
+
+
+def test_dashboard_counts_with_few_queries(assert_max_statements: Any) -> None:
+    member = make_member(quota=50)
+    for _ in range(3):
+        make_task(member, TaskStatus.FAILED, reason="处理超时")
+    make_task(member, TaskStatus.FAILED, reason="内容审核未通过")
+    make_task(member, TaskStatus.SUCCESS)
+    make_task(member, TaskStatus.PENDING, age=timedelta(hours=1))
+    make_task(member, TaskStatus.PROCESSING, age=timedelta(hours=2))
+    client = logged_in(make_support())
+    with assert_max_statements(12):
+        response = client.get("/admin/")
+    context = response.context
+    assert dict((label, n) for label, n, _ in context["by_status"]) == {"排队中": 1, "处理中": 1, "成功": 1, "失败": 4}
+    assert [(row["error_message"], row["n"]) for row in context["failures"]] == [("处理超时", 3), ("内容审核未通过", 1)]
+    assert context["stuck"] == {"pending": 1, "processing": 1}
+    assert context["quota"]["granted"] == 50 and context["quota"]["consumed"] == 7 and context["quota"]["refunded"] == 4
+    assert 'id="task-dashboard"' in response.content.decode()
+
+
+def test_dashboard_is_hidden_from_staff_who_cannot_see_tasks() -> None:
+    response = logged_in(make_user(is_staff=True)).get("/admin/")
+    assert response.status_code == 200 and 'id="task-dashboard"' not in response.content.decode()
