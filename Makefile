@@ -13,9 +13,15 @@ $(STAMP): requirements.txt
 
 ## Start the whole system on the embedded default (SQLite, filesystem broker, local files, simulator).
 run: $(STAMP)
-	@mkdir -p var
+	@mkdir -p var/broker/queue var/broker/processed var/media
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py bootstrap_demo
+	@echo
+	@echo "  API      http://127.0.0.1:8000/api/   (docs: http://127.0.0.1:8000/api/docs)"
+	@echo "  Admin    http://127.0.0.1:8000/admin/ (log in as support or admin, above)"
+	@echo "  Health   http://127.0.0.1:8000/health"
+	@echo "  Processes: web, Celery worker, celery-beat, RunningHub simulator (127.0.0.1:8188). Ctrl-C stops all."
+	@echo
 	$(BIN)/honcho start -f Procfile
 
 services:

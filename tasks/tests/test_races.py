@@ -1,0 +1,129 @@
+"""Racing paths to `failed` on PostgreSQL with real threads: one refund, each task failed once."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from accounts.tests.factories import make_member, make_user
+from quota.models import LedgerKind, QuotaLedger
+from quota.selectors import quota_mismatches
+from tasks.models import Task, TaskEvent, TaskStatus
+from tasks.services import task_cancel, task_create, task_update_status, tasks_sweep
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def race(*works: Callable[[], object]) -> list[object]:
+    barrier = threading.Barrier(len(works))
+    results: list[object] = [None] * len(works)
+
+    def run(index: int, work: Callable[[], object]) -> None:
+        barrier.wait()
+        try:
+            results[index] = work()
+        except Exception as exc:
+            results[index] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i, w)) for i, w in enumerate(works)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results
+
+
+def stale_tasks(count: int) -> list[Task]:
+    from unittest import mock
+
+    owner = make_member(quota=count)
+    with mock.patch("tasks.services.check_user_url"), mock.patch("tasks.services.enqueue_advance"):
+        tasks = [
+            task_create(
+                user=owner, task_type="basic_clean", input_image_url="https://images.example.com/p.png", params={}
+            ).task
+            for _ in range(count)
+        ]
+    Task.objects.filter(pk__in=[t.pk for t in tasks]).update(created_at=timezone.now() - timedelta(hours=1))
+    return tasks
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_sweep_cancel_and_staff_fail_refund_once(attempt: int) -> None:
+    [task] = stale_tasks(1)
+    staff = make_user(is_staff=True)
+    results = race(
+        tasks_sweep,
+        lambda: task_cancel(task_id=task.pk, user=task.user),
+        lambda: task_update_status(task_id=task.pk, status="failed", actor=staff, error_message="staff"),
+    )
+    assert QuotaLedger.objects.filter(task_id=task.pk, kind=LedgerKind.REFUND).count() == 1
+    assert Task.objects.get(pk=task.pk).status == TaskStatus.FAILED
+    assert TaskEvent.objects.filter(task=task, to_status=TaskStatus.FAILED).count() == 1
+    losers = [r for r in results[1:] if isinstance(r, Exception)]
+    assert all(getattr(r, "code", None) == 4005 for r in losers), results
+    assert quota_mismatches() == []
+
+
+def test_two_sweeps_at_once_fail_each_task_once() -> None:
+    tasks = stale_tasks(20)
+    first, second = race(tasks_sweep, tasks_sweep)
+    assert first.failed_pending + second.failed_pending == 20  # type: ignore[union-attr]
+    assert TaskEvent.objects.filter(to_status=TaskStatus.FAILED).count() == 20
+    assert QuotaLedger.objects.filter(kind=LedgerKind.REFUND).count() == 20
+    owner = tasks[0].user
+    owner.refresh_from_db()
+    assert owner.quota_remaining == 20
+    assert quota_mismatches() == []
+
+
+def test_sweep_requeues_work_whose_message_was_lost() -> None:
+    """A broker outage at creation: nothing was queued; the sweep queues it once it is overdue."""
+    from unittest import mock
+
+    owner = make_member()
+    with (
+        mock.patch("tasks.services.check_user_url"),
+        mock.patch("tasks.tasks.advance.apply_async", side_effect=OSError("broker down")),
+    ):
+        created = task_create(
+            user=owner, task_type="basic_clean", input_image_url="https://images.example.com/p.png", params={}
+        )
+    assert Task.objects.get(pk=created.task.pk).status == TaskStatus.PENDING
+    Task.objects.filter(pk=created.task.pk).update(next_attempt_at=timezone.now() - timedelta(minutes=2))
+    with mock.patch("tasks.tasks.advance.apply_async") as queued:
+        report = tasks_sweep()
+        assert report.requeued == 1
+        assert tasks_sweep().requeued == 0, "a fresh re-enqueue is not repeated by the next sweep"
+    assert queued.call_count == 1
+    assert queued.call_args.kwargs["args"][0] == str(created.task.pk)
+
+
+def test_cleanup_command_dry_run_and_run(capsys: pytest.CaptureFixture[str]) -> None:
+    from django.core.management import call_command
+
+    stale_tasks(3)
+    call_command("cleanup_timeout_tasks", "--dry-run")
+    assert "would fail 3 task(s)" in capsys.readouterr().out
+    assert Task.objects.filter(status=TaskStatus.PENDING).count() == 3
+    call_command("cleanup_timeout_tasks")
+    assert "failed 3 task(s)" in capsys.readouterr().out
+    assert set(Task.objects.values_list("error_message", flat=True)) == {"任务超时(10分钟未处理)"}
+
+
+def test_sweep_expires_lapsed_membership_quota() -> None:
+    from accounts.models import User
+
+    lapsed = make_member(quota=4)
+    User.objects.filter(pk=lapsed.pk).update(quota_expire_at=timezone.now() - timedelta(minutes=1))
+    assert tasks_sweep().quota_expired == 1
+    lapsed.refresh_from_db()
+    assert lapsed.quota_remaining == 0
+    assert QuotaLedger.objects.filter(user=lapsed, kind=LedgerKind.EXPIRE).count() == 1
