@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest services bench clean
+.PHONY: run test lint typecheck pytest services browser bench clean
 
 $(STAMP): requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,13 @@ run: $(STAMP)
 services:
 	@scripts/ensure_services.sh
 
+# The admin browser check drives Debian's Chromium (with a CJK font for the Chinese admin);
+# install them when they are missing.
+browser:
+	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver -a -d /usr/share/fonts/truetype/wqy || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    chromium chromium-driver fonts-wqy-microhei >/dev/null; }
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -34,7 +41,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy .
 
-pytest: $(STAMP) services
+pytest: $(STAMP) services browser
 	$(BIN)/pytest
 
 ## Lint, type-check and the whole test suite on real PostgreSQL and Redis.

@@ -19,8 +19,9 @@ class QuotaLedger(models.Model):
     the tasks app; the unique constraints below make a task charged once and refunded once.
     """
 
+    # The (user, -created_at) index serves look-ups by user.
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="ledger", verbose_name="用户"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="ledger", verbose_name="用户", db_index=False
     )
     delta = models.IntegerField("变动")
     balance_after = models.IntegerField("变动后余额")

@@ -24,8 +24,9 @@ TERMINAL_STATUSES = (TaskStatus.SUCCESS, TaskStatus.FAILED)
 
 class Task(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # (user, -created_at) serves look-ups by user, so the foreign key needs no index of its own.
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="tasks", verbose_name="用户"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="tasks", verbose_name="用户", db_index=False
     )
     type = models.CharField("类型", max_length=20, choices=TaskType.choices)
     status = models.CharField("状态", max_length=12, choices=TaskStatus.choices, default=TaskStatus.PENDING)
@@ -73,7 +74,8 @@ class Task(models.Model):
 
 
 class TaskEvent(models.Model):
-    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="events", verbose_name="任务")
+    # The (task, at) index serves look-ups by task; a separate foreign-key index would be redundant.
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="events", verbose_name="任务", db_index=False)
     from_status = models.CharField("原状态", max_length=12, choices=TaskStatus.choices, blank=True)
     to_status = models.CharField("新状态", max_length=12, choices=TaskStatus.choices)
     actor = models.ForeignKey(

@@ -75,7 +75,7 @@ def test_sweep_cancel_and_staff_fail_refund_once(attempt: int) -> None:
 def test_two_sweeps_at_once_fail_each_task_once() -> None:
     tasks = stale_tasks(20)
     first, second = race(tasks_sweep, tasks_sweep)
-    assert first.failed_pending + second.failed_pending == 20  # type: ignore[union-attr]
+    assert first.failed_pending + second.failed_pending == 20  # type: ignore[attr-defined]
     assert TaskEvent.objects.filter(to_status=TaskStatus.FAILED).count() == 20
     assert QuotaLedger.objects.filter(kind=LedgerKind.REFUND).count() == 20
     owner = tasks[0].user
