@@ -42,7 +42,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy .
 
 pytest: $(STAMP) services browser
-	$(BIN)/pytest
+	$(BIN)/pytest --create-db
 
 ## Lint, type-check and the whole test suite on real PostgreSQL and Redis.
 test: $(STAMP) services lint typecheck pytest
