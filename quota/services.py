@@ -76,7 +76,9 @@ def quota_deduct(*, user_id: int, amount: int, task_id: uuid.UUID | None = None,
     return row
 
 
-def quota_refund(*, user_id: int, amount: int, task_id: uuid.UUID, reason: str) -> QuotaLedger | None:
+def quota_refund(
+    *, user_id: int, amount: int, task_id: uuid.UUID, reason: str, actor: User | None = None
+) -> QuotaLedger | None:
     """Give back a task's charge. Returns None when the task was already refunded: the unique
     constraint on (task, refund) decides, however many callers race."""
     _positive(amount)
@@ -86,7 +88,9 @@ def quota_refund(*, user_id: int, amount: int, task_id: uuid.UUID, reason: str) 
             return None
         try:
             with transaction.atomic():
-                return _move(user=user, delta=amount, kind=LedgerKind.REFUND, task_id=task_id, reason=reason)
+                return _move(
+                    user=user, delta=amount, kind=LedgerKind.REFUND, task_id=task_id, reason=reason, actor=actor
+                )
         except IntegrityError:
             user.refresh_from_db(fields=["quota_remaining"])
             return None

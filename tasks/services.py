@@ -246,7 +246,9 @@ def task_fail(
             update_fields=["status", "error_message", "completed_at", "lease_until", "next_attempt_at", "updated_at"]
         )
         _event(task, previous, actor=actor, reason=reason)
-        quota_refund(user_id=task.user_id, amount=task.cost, task_id=task.id, reason=f"任务失败: {reason}"[:255])
+        quota_refund(
+            user_id=task.user_id, amount=task.cost, task_id=task.id, reason=f"任务失败: {reason}"[:255], actor=actor
+        )
         if cancel_vendor and previous == TaskStatus.PROCESSING and task.vendor_task_id:
             vendor_id = task.vendor_task_id
             transaction.on_commit(lambda: _enqueue_vendor_cancel(vendor_id))
@@ -422,6 +424,7 @@ def task_retry(*, task_id: uuid.UUID, actor: User) -> Task:
                 amount=original.cost,
                 task_id=original.pk,
                 reason=f"重试前补退 (客服 {actor.username})",
+                actor=actor,
             )
         retry = Task(
             id=uuid.uuid4(),
@@ -450,7 +453,7 @@ def task_refund_missing(*, task_id: uuid.UUID, actor: User) -> QuotaLedger:
         if task.status != TaskStatus.FAILED:
             raise errors.InvalidTransition("只有失败的任务可以补退", "Only a failed task can be refunded")
         row = quota_refund(
-            user_id=task.user_id, amount=task.cost, task_id=task.pk, reason=f"客服补退 ({actor.username})"
+            user_id=task.user_id, amount=task.cost, task_id=task.pk, reason=f"客服补退 ({actor.username})", actor=actor
         )
     if row is None:
         raise errors.InvalidTransition("该任务已退还过配额", "The task was already refunded")

@@ -391,3 +391,11 @@ def test_upload_refuses_more_than_20_mb(client_for: Client, member: User, settin
 
 def test_upload_needs_login(api: APIClient) -> None:
     assert error_of(upload(api, b"x")) == (401, 1001)
+
+
+def test_refunds_record_who_caused_them(
+    client_for: Client, staff: User, member: User, own_task: dict[str, Any]
+) -> None:
+    client_for(staff).put(f"/api/task/{own_task['id']}/status", {"status": "failed"}, format="json")
+    refund = QuotaLedger.objects.get(task_id=own_task["id"], kind=LedgerKind.REFUND)
+    assert refund.actor == staff
