@@ -89,6 +89,11 @@ class UnsupportedMediaType(InvalidParams):
     message_zh, message_en = "不支持的请求格式", "Unsupported media type"
 
 
+class PayloadTooLarge(InvalidParams):
+    http_status = 413
+    message_zh, message_en = "请求体过大", "Request body too large"
+
+
 class Forbidden(ApplicationError):
     code, http_status = 4003, 403
     message_zh, message_en = "无权限", "Permission denied"

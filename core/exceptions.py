@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
@@ -38,6 +39,8 @@ def to_application_error(exc: BaseException) -> errors.ApplicationError:
     """Map any exception to the product's error; unknown ones become 9999 (and get logged)."""
     if isinstance(exc, errors.ApplicationError):
         return exc
+    if isinstance(exc, RequestDataTooBig):
+        return errors.PayloadTooLarge()
     if isinstance(exc, drf.Throttled):
         wait_seconds = getattr(exc, "wait", None)
         wait = math.ceil(wait_seconds) if wait_seconds is not None else 1

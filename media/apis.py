@@ -35,6 +35,10 @@ class UploadApi(APIView):
 
     @extend_schema(request={"multipart/form-data": UploadSerializer}, responses={201: UploadAnswerSerializer})
     def post(self, request: Request) -> Response:
+        # Refuse an oversized body before Django spools it to disk (multipart adds a little).
+        declared = request.META.get("CONTENT_LENGTH") or "0"
+        if declared.isdigit() and int(declared) > settings.UPLOAD_MAX_BYTES + 64 * 1024:
+            raise errors.PayloadTooLarge("图片不能超过 20 MB", "The image exceeds 20 MB")
         upload = request.FILES.get("file")
         if upload is None:
             raise errors.InvalidParams(

@@ -121,16 +121,17 @@ class TaskStatusApi(APIView):
 
 
 class RunningHubWebhookApi(APIView):
-    """RunningHub's callback. It carries no signature, so the URL holds a secret and the body is
-    only a hint: the worker confirms with /task/openapi/outputs before anything changes."""
+    """RunningHub's callback. It carries no signature, so the URL holds a secret (`?token=`) and
+    the body is only a hint: the worker confirms with /task/openapi/outputs before anything changes."""
 
     permission_classes = [AllowAny]
     authentication_classes = []
 
     @extend_schema(request=None, responses={200: None}, summary="RunningHub task-finished callback")
-    def post(self, request: Request, secret: str) -> Response:
-        if not hmac.compare_digest(secret.encode(), settings.RUNNINGHUB_WEBHOOK_SECRET.encode()):
-            raise errors.EndpointNotFound()
+    def post(self, request: Request) -> Response:
+        token = request.query_params.get("token", "")
+        if not hmac.compare_digest(token.encode(), settings.RUNNINGHUB_WEBHOOK_SECRET.encode()):
+            raise errors.Forbidden()
         try:
             vendor_task_id = parse_webhook(request.body)
         except ValueError as exc:

@@ -185,7 +185,7 @@ def _submit_pose12(task: Task) -> None:
     client = runninghub_client()
     prompt = prompt_for(scene=task.params.get("scene", "street"), category=task.params.get("category", "dress"))
     base = settings.PUBLIC_BASE_URL.rstrip("/")
-    webhook = f"{base}/api/webhooks/runninghub/{settings.RUNNINGHUB_WEBHOOK_SECRET}" if base else None
+    webhook = f"{base}/api/webhooks/runninghub?token={settings.RUNNINGHUB_WEBHOOK_SECRET}" if base else None
     try:
         file_name = client.upload_image(
             data=source.data, filename=f"{task.pk}.{source.ext}", content_type=source.content_type

@@ -8,5 +8,5 @@ urlpatterns = [
     path("task/<str:task_id>", apis.TaskDetailApi.as_view(), name="task-detail"),
     path("task/<str:task_id>/cancel", apis.TaskCancelApi.as_view(), name="task-cancel"),
     path("task/<str:task_id>/status", apis.TaskStatusApi.as_view(), name="task-status"),
-    path("webhooks/runninghub/<str:secret>", apis.RunningHubWebhookApi.as_view(), name="runninghub-webhook"),
+    path("webhooks/runninghub", apis.RunningHubWebhookApi.as_view(), name="runninghub-webhook"),
 ]

@@ -20,6 +20,7 @@ EXPECTED = {
     errors.InvalidParams: (400, 4002, "参数错误"),
     errors.MethodNotAllowed: (405, 4002, "不支持该请求方法"),
     errors.UnsupportedMediaType: (415, 4002, "不支持的请求格式"),
+    errors.PayloadTooLarge: (413, 4002, "请求体过大"),
     errors.Forbidden: (403, 4003, "无权限"),
     errors.MembershipRequired: (403, 4003, "请先开通会员"),
     errors.TaskForbidden: (403, 4003, "无权访问该任务"),
@@ -99,3 +100,31 @@ def test_health_is_503_when_the_broker_is_down(settings) -> None:
     assert response.status_code == 503
     assert response.json()["checks"]["broker"] == "error"
     assert response.json()["checks"]["database"] == "ok"
+
+
+def test_oversized_json_body_is_413_in_the_envelope(settings) -> None:
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100
+    body = '{"taskId": "' + "1" * 500 + '"}'
+    response = APIClient().post(
+        f"/api/webhooks/runninghub?token={settings.RUNNINGHUB_WEBHOOK_SECRET}", body, content_type="application/json"
+    )
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == 4002
+
+
+def test_schema_and_docs_are_served() -> None:
+    schema = Client().get("/api/schema", {"format": "json"})
+    assert schema.status_code == 200
+    document = schema.json()
+    assert document["openapi"].startswith("3.")
+    for path in ("/api/auth/login", "/api/task/create", "/api/task/list", "/api/task/{task_id}", "/api/media/upload"):
+        assert path in document["paths"], path
+    docs = Client().get("/api/docs")
+    assert docs.status_code == 200 and b"swagger" in docs.content.lower()
+
+
+def test_ssl_redirect_honours_the_proxy_header_and_spares_health(settings) -> None:
+    settings.SECURE_SSL_REDIRECT = True
+    assert Client().get("/api/quota").status_code == 301
+    assert Client().get("/api/quota", HTTP_X_FORWARDED_PROTO="https").status_code == 401
+    assert Client().get("/health").status_code == 200

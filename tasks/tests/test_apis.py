@@ -399,3 +399,10 @@ def test_refunds_record_who_caused_them(
     client_for(staff).put(f"/api/task/{own_task['id']}/status", {"status": "failed"}, format="json")
     refund = QuotaLedger.objects.get(task_id=own_task["id"], kind=LedgerKind.REFUND)
     assert refund.actor == staff
+
+
+def test_upload_with_an_oversized_declared_body_is_refused_early(client_for: Client, member: User) -> None:
+    response = client_for(member).post(
+        "/api/media/upload", b"x", content_type="multipart/form-data; boundary=zz", CONTENT_LENGTH=str(30 * 1024 * 1024)
+    )
+    assert error_of(response) == (413, 4002)

@@ -164,14 +164,15 @@ def test_forged_webhook_changes_nothing(
     wait_for(task_status(client, task_id, "processing"))
     vendor_id = Task.objects.get(pk=task_id).vendor_task_id
     forged = {"taskId": vendor_id, "eventData": '{"code": 0, "data": [{"fileUrl": "http://127.0.0.1:1/x.png"}]}'}
-    wrong_secret = api.post("/api/webhooks/runninghub/guess", forged, format="json")
-    assert wrong_secret.status_code == 404
-    accepted = api.post(f"/api/webhooks/runninghub/{settings.RUNNINGHUB_WEBHOOK_SECRET}", forged, format="json")
+    hook = "/api/webhooks/runninghub"
+    assert api.post(f"{hook}?token=guess", forged, format="json").status_code == 403
+    assert api.post(hook, forged, format="json").status_code == 403
+    accepted = api.post(f"{hook}?token={settings.RUNNINGHUB_WEBHOOK_SECRET}", forged, format="json")
     assert accepted.status_code == 200
     assert (
-        api.post(
-            f"/api/webhooks/runninghub/{settings.RUNNINGHUB_WEBHOOK_SECRET}", "nope", content_type="application/json"
-        ).json()["error"]["code"]
+        api.post(f"{hook}?token={settings.RUNNINGHUB_WEBHOOK_SECRET}", "nope", content_type="application/json").json()[
+            "error"
+        ]["code"]
         == 4002
     )
     import time
