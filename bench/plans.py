@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
 
 from bench.images import png_file
@@ -149,7 +151,7 @@ def probe(*, client: Client, username: str, password: str, task_id: str, vendor_
 
     with recording() as rec:
         answer = client.post(
-            f"/api/webhooks/runninghub/{settings.RUNNINGHUB_WEBHOOK_SECRET}",
+            f"{reverse('runninghub-webhook')}?{urlencode({'token': settings.RUNNINGHUB_WEBHOOK_SECRET})}",
             {"taskId": vendor_task_id, "eventData": "{}"},
             "application/json",
         )
