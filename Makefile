@@ -13,7 +13,7 @@ $(STAMP): requirements.txt
 
 ## Start the whole system on the embedded default (SQLite, filesystem broker, local files, simulator).
 run: $(STAMP)
-	@mkdir -p var/broker/queue var/broker/processed var/media
+	@mkdir -p var
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py bootstrap_demo
 	@echo

@@ -45,7 +45,7 @@ def embedded_server(var_dir: Path, port: int, **extra: str) -> Iterator[str]:
     process = subprocess.Popen(
         [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
         cwd=ROOT,
-        env=embedded_env(var_dir, PUBLIC_BASE_URL=base, **extra),
+        env=embedded_env(var_dir, **{"PUBLIC_BASE_URL": base, **extra}),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -61,3 +61,28 @@ def embedded_server(var_dir: Path, port: int, **extra: str) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@contextmanager
+def embedded_processes(var_dir: Path, commands: dict[str, list[str]], **extra: str) -> Iterator[None]:
+    """Start long-running processes of the embedded default (worker, simulator ...) and stop them."""
+    processes = [
+        subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=embedded_env(var_dir, **extra),
+            stdout=(var_dir / f"{name}.log").open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        for name, command in commands.items()
+    ]
+    try:
+        yield
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()

@@ -127,3 +127,26 @@ def test_sweep_expires_lapsed_membership_quota() -> None:
     lapsed.refresh_from_db()
     assert lapsed.quota_remaining == 0
     assert QuotaLedger.objects.filter(user=lapsed, kind=LedgerKind.EXPIRE).count() == 1
+
+
+def test_concurrent_requests_with_one_idempotency_key_make_one_task() -> None:
+    from unittest import mock
+
+    owner = make_member(quota=10)
+
+    def order() -> object:
+        return task_create(
+            user=owner,
+            task_type="basic_clean",
+            input_image_url="https://images.example.com/p.png",
+            params={},
+            idempotency_key="checkout-7",
+        ).task.pk
+
+    with mock.patch("tasks.services.check_user_url"), mock.patch("tasks.services.enqueue_advance"):
+        results = race(*[order] * 10)
+    assert len(set(results)) == 1, results
+    owner.refresh_from_db()
+    assert owner.quota_remaining == 9
+    assert Task.objects.filter(user=owner).count() == 1
+    assert quota_mismatches() == []
