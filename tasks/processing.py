@@ -30,6 +30,8 @@ from tasks.services import (
     AUDIT_BLOCKED,
     PROCESSING_TIMED_OUT,
     enqueue_advance,
+    pending_cutoff,
+    pending_timeout_message,
     task_fail,
     task_start,
     task_succeed,
@@ -89,6 +91,10 @@ def task_advance(*, task_id: uuid.UUID, token: datetime | None) -> None:
     webhook) takes over whatever is scheduled."""
     task = _claim(task_id, token)
     if task is None:
+        return
+    if task.status == TaskStatus.PENDING and task.created_at < pending_cutoff(timezone.now()):
+        # Never start work the user has been told timed out; fail it now rather than at the next sweep.
+        task_fail(task_id=task.pk, reason=pending_timeout_message(), from_statuses=(TaskStatus.PENDING,))
         return
     try:
         if task.type == TaskType.BASIC_CLEAN:

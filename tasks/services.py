@@ -10,14 +10,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from accounts.models import User
@@ -333,8 +335,39 @@ class SweepReport:
         return self.failed_pending + self.failed_processing
 
 
-def _stale(status: str, field: str, older_than: datetime) -> list[uuid.UUID]:
-    return list(Task.objects.filter(status=status, **{f"{field}__lt": older_than}).values_list("id", flat=True)[:1000])
+SWEEP_BATCH = 500
+# A sweep stops picking up new work after this long; the next run (a minute later) goes on.
+SWEEP_TIME_BUDGET_SECONDS = 40
+
+
+def pending_cutoff(now: datetime) -> datetime:
+    return now - timedelta(seconds=settings.TASK_PENDING_TIMEOUT)
+
+
+def _processing_cutoff(now: datetime) -> datetime:
+    return now - timedelta(seconds=settings.TASK_PROCESSING_TIMEOUT)
+
+
+def _stale_pending(now: datetime) -> QuerySet[Task]:
+    return Task.objects.filter(status=TaskStatus.PENDING, created_at__lt=pending_cutoff(now)).order_by("created_at")
+
+
+def _stale_processing(now: datetime) -> QuerySet[Task]:
+    return Task.objects.filter(status=TaskStatus.PROCESSING, started_at__lt=_processing_cutoff(now)).order_by(
+        "started_at"
+    )
+
+
+def _oldest_first(queryset: QuerySet[Task], deadline: float) -> Iterator[uuid.UUID]:
+    """Ids in batches, oldest first, until none is left or the time budget is spent. Tasks that
+    stay (a finished RunningHub job being collected) are not offered twice."""
+    offered: set[uuid.UUID] = set()
+    while time.monotonic() < deadline:
+        batch = [pk for pk in queryset.values_list("id", flat=True)[: SWEEP_BATCH + len(offered)] if pk not in offered]
+        if not batch:
+            return
+        offered.update(batch)
+        yield from batch
 
 
 def tasks_sweep(*, dry_run: bool = False) -> SweepReport:
@@ -344,15 +377,16 @@ def tasks_sweep(*, dry_run: bool = False) -> SweepReport:
     from tasks.processing import task_processing_timed_out
 
     now = timezone.now()
-    pending = _stale(TaskStatus.PENDING, "created_at", now - timedelta(seconds=settings.TASK_PENDING_TIMEOUT))
-    processing = _stale(TaskStatus.PROCESSING, "started_at", now - timedelta(seconds=settings.TASK_PROCESSING_TIMEOUT))
     if dry_run:
-        return SweepReport(failed_pending=len(pending), failed_processing=len(processing))
+        return SweepReport(failed_pending=_stale_pending(now).count(), failed_processing=_stale_processing(now).count())
+    deadline = time.monotonic() + SWEEP_TIME_BUDGET_SECONDS
     failed_pending = sum(
         task_fail(task_id=pk, reason=pending_timeout_message(), from_statuses=(TaskStatus.PENDING,)) is not None
-        for pk in pending
+        for pk in _oldest_first(_stale_pending(now), deadline)
     )
-    failed_processing = sum(task_processing_timed_out(task_id=pk) for pk in processing)
+    failed_processing = sum(
+        task_processing_timed_out(task_id=pk) for pk in _oldest_first(_stale_processing(now), deadline)
+    )
     return SweepReport(
         failed_pending=failed_pending,
         failed_processing=failed_processing,
@@ -366,15 +400,17 @@ REQUEUE_GRACE = timedelta(seconds=60)
 
 
 def _requeue_overdue(now: datetime) -> int:
-    """Active tasks whose next step is more than a minute overdue and that no worker holds."""
-    from django.db.models import Q
-
+    """Active tasks whose next step is more than a minute overdue and that no worker holds, except
+    those past their timeout (the next sweep fails them instead)."""
     with transaction.atomic():
         overdue = list(
             Task.objects.select_for_update(skip_locked=True)
             .filter(status__in=ACTIVE_STATUSES, next_attempt_at__lt=now - REQUEUE_GRACE)
             .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-            .values_list("id", flat=True)[:1000]
+            .exclude(status=TaskStatus.PENDING, created_at__lt=pending_cutoff(now))
+            .exclude(status=TaskStatus.PROCESSING, started_at__lt=_processing_cutoff(now))
+            .order_by("next_attempt_at")
+            .values_list("id", flat=True)[:SWEEP_BATCH]
         )
         if overdue:
             Task.objects.filter(pk__in=overdue).update(next_attempt_at=now, lease_until=None)

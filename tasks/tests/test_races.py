@@ -150,3 +150,45 @@ def test_concurrent_requests_with_one_idempotency_key_make_one_task() -> None:
     assert owner.quota_remaining == 9
     assert Task.objects.filter(user=owner).count() == 1
     assert quota_mismatches() == []
+
+
+def test_one_sweep_fails_a_backlog_larger_than_a_batch_oldest_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tasks import services
+
+    monkeypatch.setattr(services, "SWEEP_BATCH", 4)
+    tasks = stale_tasks(10)
+    oldest = tasks[-1]
+    Task.objects.filter(pk=oldest.pk).update(created_at=timezone.now() - timedelta(days=2))
+    order: list[object] = []
+    real_fail = services.task_fail
+
+    def recording_fail(**kwargs: object) -> object:
+        order.append(kwargs["task_id"])
+        return real_fail(**kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(services, "task_fail", recording_fail)
+    assert tasks_sweep().failed_pending == 10
+    assert order[0] == oldest.pk
+
+
+def test_sweep_does_not_requeue_tasks_past_their_timeout() -> None:
+    from unittest import mock
+
+    [task] = stale_tasks(1)
+    Task.objects.filter(pk=task.pk).update(next_attempt_at=timezone.now() - timedelta(minutes=30))
+    with (
+        mock.patch("tasks.services.task_fail", return_value=None),
+        mock.patch("tasks.tasks.advance.apply_async") as queued,
+    ):
+        assert tasks_sweep().requeued == 0
+    queued.assert_not_called()
+
+
+def test_worker_fails_a_pending_task_past_its_timeout_instead_of_starting_it() -> None:
+    from tasks.processing import task_advance
+
+    [task] = stale_tasks(1)
+    task_advance(task_id=task.pk, token=None)
+    task.refresh_from_db()
+    assert (task.status, task.error_message, task.started_at) == (TaskStatus.FAILED, "任务超时(10分钟未处理)", None)
+    assert QuotaLedger.objects.filter(task_id=task.pk, kind=LedgerKind.REFUND).count() == 1
