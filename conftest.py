@@ -12,6 +12,8 @@ from rest_framework.test import APIClient
 
 from accounts.models import User
 from accounts.tests.factories import make_member, make_user
+from devtools.cos_testing import RunningCos, start_cos_server
+from devtools.testing import SimulatorHandle, start_simulator
 
 
 @pytest.fixture(autouse=True)
@@ -97,3 +99,34 @@ def assert_max_statements() -> Callable[[int], Any]:
         assert len(statements) <= limit, f"{len(statements)} statements > {limit}:\n" + "\n".join(statements)
 
     return budget
+
+
+# Local stand-ins for RunningHub and COS, one each for the whole run; every test starts from a
+# reset copy.
+SIM_RUN_TIME = 0.2
+
+
+@pytest.fixture(scope="session")
+def simulator() -> Iterator[SimulatorHandle]:
+    handle = start_simulator(run_time=SIM_RUN_TIME)
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture
+def sim(simulator: SimulatorHandle) -> SimulatorHandle:
+    simulator.reset()
+    return simulator
+
+
+@pytest.fixture(scope="session")
+def cos_server() -> Iterator[RunningCos]:
+    running = start_cos_server()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def cos(cos_server: RunningCos) -> RunningCos:
+    cos_server.state.reset()
+    return cos_server

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from accounts.forms import QuotaChangeForm
 from accounts.models import User
+from core.admin import ReadOnlyAdminMixin
 from quota.models import QuotaLedger
 
 LEDGER_INLINE_ROWS = 50
@@ -52,7 +53,7 @@ class QuotaFilter(admin.SimpleListFilter):
         return queryset
 
 
-class LedgerInline(admin.TabularInline):
+class LedgerInline(ReadOnlyAdminMixin, admin.TabularInline):
     """The member's latest ledger rows; the full history is one click away in the ledger list."""
 
     model = QuotaLedger
@@ -62,15 +63,6 @@ class LedgerInline(admin.TabularInline):
     readonly_fields = fields
     can_delete = False
     extra = 0
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(User)

@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from accounts.models import User
+from core.admin import ReadOnlyAdminMixin
 from quota.models import QuotaLedger
 
 
@@ -33,7 +34,7 @@ class UserFilter(admin.SimpleListFilter):
 
 
 @admin.register(QuotaLedger)
-class QuotaLedgerAdmin(admin.ModelAdmin):
+class QuotaLedgerAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Append-only: nobody adds, changes or deletes rows here; quota moves through the services."""
 
     list_display = ("created_at", "user_link", "kind", "delta", "balance_after", "task_link", "reason", "actor")
@@ -43,15 +44,6 @@ class QuotaLedgerAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     # The ledger grows without end; a second COUNT over all of it on every page is not worth it.
     show_full_result_count = False
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(description="用户", ordering="user__username")
     def user_link(self, row: QuotaLedger) -> str:

@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince
 
+from core.admin import ReadOnlyAdminMixin
 from core.errors import ApplicationError
 from tasks.models import ACTIVE_STATUSES, Task, TaskEvent, TaskStatus
 from tasks.selectors import with_refund
@@ -77,7 +78,7 @@ class StuckFilter(admin.SimpleListFilter):
         return queryset
 
 
-class TaskEventInline(admin.TabularInline):
+class TaskEventInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = TaskEvent
     verbose_name_plural = "状态历史"
     fields = ("at", "from_status", "to_status", "actor", "reason")
@@ -88,18 +89,9 @@ class TaskEventInline(admin.TabularInline):
     def get_queryset(self, request: HttpRequest) -> QuerySet[TaskEvent]:
         return super().get_queryset(request).select_related("actor")
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 @admin.register(Task)
-class TaskAdmin(admin.ModelAdmin):
+class TaskAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "short_id",
         "user_link",
@@ -159,16 +151,6 @@ class TaskAdmin(admin.ModelAdmin):
         except ValueError:
             return super().get_search_results(request, queryset, search_term)
         return queryset.filter(pk=task_id), False
-
-    # Tasks change only through their services: the page is a read-only view with actions.
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def has_run_task_actions_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("tasks.run_task_actions")

@@ -7,7 +7,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -24,23 +24,11 @@ from aimodel.runninghub import (
     TaskOutcome,
     parse_webhook,
 )
-from devtools.testing import SimulatorHandle, start_simulator
+from conftest import SIM_RUN_TIME
+from devtools.testing import SimulatorHandle
 
-RUN_TIME = 0.2
+RUN_TIME = SIM_RUN_TIME
 WEBAPP_ID = "1937084629516193794"
-
-
-@pytest.fixture(scope="module")
-def simulator() -> Iterator[SimulatorHandle]:
-    handle = start_simulator(run_time=RUN_TIME)
-    yield handle
-    handle.stop()
-
-
-@pytest.fixture
-def sim(simulator: SimulatorHandle) -> SimulatorHandle:
-    simulator.reset()
-    return simulator
 
 
 @pytest.fixture

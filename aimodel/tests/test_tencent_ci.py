@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 
 import pytest
 from PIL import Image, ImageDraw, ImageStat
@@ -11,19 +10,6 @@ from PIL import Image, ImageDraw, ImageStat
 from aimodel.tencent_ci import TencentCiError, audit_image_tencent_ci, basic_clean_tencent_ci
 from aimodel.types import AuditUnavailable, AuditVerdict
 from devtools.cos_testing import RunningCos, start_cos_server
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[RunningCos]:
-    running = start_cos_server()
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-def cos(server: RunningCos) -> RunningCos:
-    server.state.reset()
-    return server
 
 
 def product_photo(fmt: str = "JPEG") -> bytes:

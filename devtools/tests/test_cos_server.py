@@ -6,7 +6,6 @@ import io
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -15,22 +14,9 @@ import requests
 from PIL import Image, ImageDraw, ImageStat
 from qcloud_cos.cos_exception import CosClientError, CosServiceError
 
-from devtools.cos_testing import RunningCos, start_cos_server
+from devtools.cos_testing import RunningCos
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[RunningCos]:
-    running = start_cos_server()
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-def cos(server: RunningCos) -> RunningCos:
-    server.state.reset()
-    return server
 
 
 def product_jpeg(size: tuple[int, int] = (160, 120)) -> bytes:

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,25 +19,13 @@ from PIL import Image
 from runninghub_sdk import RunningHubClient as ThirdPartyClient
 from runninghub_sdk import TaskStatus
 
+from conftest import SIM_RUN_TIME
 from devtools.runninghub_sim import parse_multipart
-from devtools.testing import SimulatorHandle, running_simulator, start_simulator
+from devtools.testing import SimulatorHandle, running_simulator
 
 DOCS = json.loads((Path(__file__).parent / "fixtures" / "runninghub_openapi.json").read_text())
-RUN_TIME = 0.2
+RUN_TIME = SIM_RUN_TIME
 WEBAPP_ID = "1937084629516193794"
-
-
-@pytest.fixture(scope="module")
-def simulator() -> Iterator[SimulatorHandle]:
-    handle = start_simulator(run_time=RUN_TIME)
-    yield handle
-    handle.stop()
-
-
-@pytest.fixture
-def sim(simulator: SimulatorHandle) -> SimulatorHandle:
-    simulator.reset()
-    return simulator
 
 
 def shape(value: Any) -> Any:

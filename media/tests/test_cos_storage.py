@@ -13,21 +13,8 @@ from django.test import override_settings
 from qcloud_cos.cos_exception import CosServiceError
 
 from core.cos import cos_base_url, cos_client
-from devtools.cos_testing import RunningCos, start_cos_server
+from devtools.cos_testing import RunningCos
 from media.cos_storage import CosStorage
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[RunningCos]:
-    running = start_cos_server()
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-def cos(server: RunningCos) -> RunningCos:
-    server.state.reset()
-    return server
 
 
 def storage_for(cos: RunningCos, *, private: bool) -> CosStorage:

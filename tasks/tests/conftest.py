@@ -12,14 +12,7 @@ from django.apps import apps
 from rest_framework.test import APIClient
 
 from aimodel.engines import runninghub_client
-from devtools.testing import SimulatorHandle, start_simulator
-
-
-@pytest.fixture(scope="session")
-def simulator() -> Iterator[SimulatorHandle]:
-    handle = start_simulator(run_time=0.5, webhook=False)
-    yield handle
-    handle.stop()
+from devtools.testing import SimulatorHandle
 
 
 @pytest.fixture

@@ -12,20 +12,13 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
 from accounts.models import User
-from devtools.cos_testing import RunningCos, start_cos_server
+from devtools.cos_testing import RunningCos
 from media.storage import get_storage
 from media.tests.images import product_photo
 from quota.models import LedgerKind, QuotaLedger
 from tasks.tests.conftest import task_status, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def cos_server() -> Iterator[RunningCos]:
-    server = start_cos_server()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
