@@ -40,7 +40,10 @@ from tasks.services import (
 logger = logging.getLogger(__name__)
 
 LEASE = timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 60)
-MAX_TRANSIENT_ERRORS = 8
+MAX_TRANSIENT_ERRORS = 10
+# Waiting for RunningHub's queue backs off like an error but must not use up the error budget:
+# it raises the shared counter only this far.
+QUEUE_FULL_BACKOFF_STEPS = 3
 MAX_BACKOFF_SECONDS = 60
 
 
@@ -108,7 +111,8 @@ def task_advance(*, task_id: uuid.UUID, token: datetime | None) -> None:
             task_fail(task_id=task.pk, reason=f"处理失败: {retry}")
             return
         logger.info("task %s will retry: %s", task.pk, retry)
-        _release(task, delay=_backoff(task), error=True)
+        raise_count = retry.counts or task.transient_errors < QUEUE_FULL_BACKOFF_STEPS
+        _release(task, delay=_backoff(task), error=True if raise_count else None)
     except Fail as failure:
         task_fail(task_id=task.pk, reason=str(failure))
 
@@ -160,11 +164,15 @@ def _store_audit_and_succeed(task: Task, outputs: list[ImageOutput]) -> None:
         task_fail(task_id=task.pk, reason=AUDIT_BLOCKED)
         return
     skipped = all(v.verdict == AuditVerdict.SKIPPED for v in verdicts)
-    task_succeed(
+    succeeded = task_succeed(
         task_id=task.pk,
         result_urls=[storage.url(key=key) for key in keys],
         audit="skipped" if skipped else "passed",
     )
+    if succeeded is None:
+        # Cancelled or failed while we worked: nobody will ever see these files.
+        for key in keys:
+            storage.delete(key=key)
 
 
 # --- basic_clean --------------------------------------------------------------------------------

@@ -192,3 +192,37 @@ def test_worker_fails_a_pending_task_past_its_timeout_instead_of_starting_it() -
     task.refresh_from_db()
     assert (task.status, task.error_message, task.started_at) == (TaskStatus.FAILED, "任务超时(10分钟未处理)", None)
     assert QuotaLedger.objects.filter(task_id=task.pk, kind=LedgerKind.REFUND).count() == 1
+
+
+def test_a_long_queue_full_wait_leaves_the_error_budget_intact() -> None:
+    """After many 421s a task still survives a run of transient errors before it fails."""
+    from unittest import mock
+
+    from aimodel.runninghub import RunningHubQueueFull, RunningHubTransientError
+    from media.tests.images import product_photo
+    from tasks.processing import MAX_TRANSIENT_ERRORS, task_advance
+
+    owner = make_member()
+    with mock.patch("tasks.services.check_user_url"), mock.patch("tasks.services.enqueue_advance"):
+        task = task_create(
+            user=owner, task_type="model_pose12", input_image_url="https://images.example.com/p.png", params={}
+        ).task
+    client = mock.Mock()
+    with (
+        mock.patch("tasks.processing._input_image", return_value=product_photo()),
+        mock.patch("tasks.processing.runninghub_client", return_value=client),
+        mock.patch("tasks.processing.prompt_for", return_value="prompt"),
+        mock.patch("tasks.processing.enqueue_advance"),
+    ):
+        client.upload_image.side_effect = RunningHubQueueFull("421", code=421)
+        for _ in range(20):
+            task_advance(task_id=task.pk, token=None)
+        client.upload_image.side_effect = RunningHubTransientError("502")
+        for _ in range(MAX_TRANSIENT_ERRORS - 4):
+            task_advance(task_id=task.pk, token=None)
+        assert Task.objects.get(pk=task.pk).status == TaskStatus.PENDING
+        for _ in range(4):
+            task_advance(task_id=task.pk, token=None)
+    task.refresh_from_db()
+    assert task.status == TaskStatus.FAILED and task.error_message.startswith("处理失败")
+    assert QuotaLedger.objects.filter(task_id=task.pk, kind=LedgerKind.REFUND).count() == 1
