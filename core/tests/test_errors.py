@@ -119,6 +119,10 @@ def test_schema_and_docs_are_served() -> None:
     assert document["openapi"].startswith("3.")
     for path in ("/api/auth/login", "/api/task/create", "/api/task/list", "/api/task/{task_id}", "/api/media/upload"):
         assert path in document["paths"], path
+    login = document["paths"]["/api/auth/login"]["post"]["responses"]
+    assert login["200"]["content"]["application/json"]["schema"]["properties"]["success"]["enum"] == [True]
+    assert login["default"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+    assert "bearerAuth" in document["components"]["securitySchemes"]
     docs = Client().get("/api/docs")
     assert docs.status_code == 200 and b"swagger" in docs.content.lower()
 
