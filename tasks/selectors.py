@@ -24,7 +24,8 @@ def task_get(*, task_id: Any, user: User) -> Task:
         pk = uuid.UUID(str(task_id))
     except ValueError:
         raise errors.TaskNotFound() from None
-    task = with_refund(Task.objects.filter(pk=pk)).first()
+    # No ORDER BY: a primary-key look-up needs none (`.first()` would add one).
+    task = next(iter(with_refund(Task.objects.filter(pk=pk))), None)
     if task is None:
         raise errors.TaskNotFound()
     if task.user_id != user.pk:
