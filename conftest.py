@@ -130,3 +130,14 @@ def cos_server() -> Iterator[RunningCos]:
 def cos(cos_server: RunningCos) -> RunningCos:
     cos_server.state.reset()
     return cos_server
+
+
+@pytest.fixture
+def prompt_templates(db: None) -> None:
+    """The migration-seeded prompt templates; transactional tests flush tables, seeds included,
+    so they are seeded again (idempotently) for the tests that need them."""
+    from importlib import import_module
+
+    from django.apps import apps
+
+    import_module("aimodel.migrations.0002_seed_prompt_templates").seed(apps, None)

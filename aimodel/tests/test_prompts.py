@@ -3,7 +3,7 @@ import pytest
 from aimodel.models import Category, PromptTemplate, Scene
 from aimodel.selectors import prompt_for
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("prompt_templates")]
 
 
 def test_a_distinct_seeded_prompt_for_every_scene_and_category() -> None:

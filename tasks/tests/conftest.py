@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from django.apps import apps
 from rest_framework.test import APIClient
 
 from aimodel.engines import runninghub_client
@@ -26,15 +25,6 @@ def sim(simulator: SimulatorHandle, settings: Any) -> Iterator[SimulatorHandle]:
     runninghub_client.cache_clear()
     yield simulator
     runninghub_client.cache_clear()
-
-
-@pytest.fixture
-def prompts(transactional_db: None) -> None:
-    """Transactional tests flush the tables, seeded prompt templates included: seed them again."""
-    from importlib import import_module
-
-    seed = import_module("aimodel.migrations.0002_seed_prompt_templates").seed
-    seed(apps, None)
 
 
 @pytest.fixture

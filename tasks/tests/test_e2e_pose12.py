@@ -27,7 +27,7 @@ Client = Callable[[User], APIClient]
 
 
 @pytest.fixture
-def order(member: User, client_for: Client, prompts: None) -> Callable[..., tuple[APIClient, str]]:
+def order(member: User, client_for: Client, prompt_templates: None) -> Callable[..., tuple[APIClient, str]]:
     """Upload a photo as `member` and order model_pose12; returns (client, task id)."""
 
     def make(**params: str) -> tuple[APIClient, str]:
