@@ -9,9 +9,11 @@ every secret must be given explicitly.
 from __future__ import annotations
 
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -27,10 +29,36 @@ def _setting(name: str, parse: Any, default: Any = environ.Env.NOTSET) -> Any:
     """Read one variable; a missing or unparseable value stops start-up with its name."""
     try:
         return parse(name, default=default)
-    except ImproperlyConfigured:
+    except (ImproperlyConfigured, ValueError, TypeError, KeyError) as exc:
+        if name in os.environ:
+            raise ImproperlyConfigured(f"{name} has a bad value: {exc}") from None
         raise ImproperlyConfigured(f"Set the {name} environment variable.") from None
-    except (ValueError, TypeError) as exc:
-        raise ImproperlyConfigured(f"{name} has a bad value: {exc}") from None
+
+
+def _strict_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false, got {raw!r}.")
+
+
+def _url(name: str, value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ImproperlyConfigured(f"{name} must be an http(s) URL, got {value!r}.")
+    return value.rstrip("/")
+
+
+def _rate(name: str, default: str) -> str:
+    value: str = _setting(name, env.str, default)
+    if not re.fullmatch(r"\d+/(s|sec|second|m|min|minute|h|hour|d|day)", value):
+        raise ImproperlyConfigured(f"{name} must look like 30/min, got {value!r}.")
+    return value
 
 
 def _secret(name: str, embedded_default: str) -> str:
@@ -56,7 +84,7 @@ def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     return value
 
 
-DEBUG: bool = _setting("DJANGO_DEBUG", env.bool, EMBEDDED)
+DEBUG = _strict_bool("DJANGO_DEBUG", EMBEDDED)
 SECRET_KEY = (
     os.environ.get("DJANGO_SECRET_KEY") or "embedded-default-insecure-key-do-not-deploy"
     if DEBUG and EMBEDDED
@@ -64,7 +92,7 @@ SECRET_KEY = (
 )
 ALLOWED_HOSTS: list[str] = _setting("DJANGO_ALLOWED_HOSTS", env.list, ["localhost", "127.0.0.1", "[::1]"])
 
-SECURE_SSL_REDIRECT: bool = _setting("DJANGO_SECURE_SSL_REDIRECT", env.bool, not DEBUG)
+SECURE_SSL_REDIRECT = _strict_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # Load balancers probe over plain HTTP.
 SECURE_REDIRECT_EXEMPT = [r"^health$"]
@@ -125,6 +153,8 @@ TEMPLATES = [
 
 # --- Database -----------------------------------------------------------------------------------
 DATABASES = {"default": _setting("DATABASE_URL", env.db, f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
+if not DATABASES["default"].get("ENGINE"):
+    raise ImproperlyConfigured("DATABASE_URL has a bad value: use e.g. postgres://user@host:5432/name.")
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {
         # WAL lets the web process read while the worker writes; IMMEDIATE takes the write lock at
@@ -176,7 +206,7 @@ BASIC_CLEAN_ENGINE = _choice("BASIC_CLEAN_ENGINE", "local", ("local", "tencent_c
 AUDIT_BACKEND = _choice("AUDIT_BACKEND", "none", ("none", "tencent_ci"))
 # Tencent CI moderation answers "review" for doubtful images; a service that sells to the public
 # treats them as blocked unless an operator decides otherwise.
-AUDIT_REVIEW_BLOCKS: bool = _setting("AUDIT_REVIEW_BLOCKS", env.bool, True)
+AUDIT_REVIEW_BLOCKS = _strict_bool("AUDIT_REVIEW_BLOCKS", True)
 COS_AUDIT_BIZTYPE: str = _setting("COS_AUDIT_BIZTYPE", env.str, "")
 
 _needs_cos = STORAGE_BACKEND == "cos" or BASIC_CLEAN_ENGINE == "tencent_ci" or AUDIT_BACKEND == "tencent_ci"
@@ -185,18 +215,23 @@ COS_SECRET_KEY = _secret("COS_SECRET_KEY", "") if _needs_cos else os.environ.get
 COS_REGION: str = _setting("COS_REGION", env.str, "ap-shanghai")
 COS_BUCKET: str = _setting("COS_BUCKET", env.str, "" if not _needs_cos else environ.Env.NOTSET)
 COS_ENDPOINT_URL: str = _setting("COS_ENDPOINT_URL", env.str, "")
-COS_PRIVATE: bool = _setting("COS_PRIVATE", env.bool, False)
+if COS_ENDPOINT_URL:
+    COS_ENDPOINT_URL = _url("COS_ENDPOINT_URL", COS_ENDPOINT_URL)
+COS_PRIVATE = _strict_bool("COS_PRIVATE", False)
 if (BASIC_CLEAN_ENGINE == "tencent_ci" or AUDIT_BACKEND == "tencent_ci") and STORAGE_BACKEND != "cos":
     raise ImproperlyConfigured("BASIC_CLEAN_ENGINE/AUDIT_BACKEND=tencent_ci need STORAGE_BACKEND=cos.")
 
 PUBLIC_BASE_URL: str = _setting("PUBLIC_BASE_URL", env.str, "http://127.0.0.1:8000" if EMBEDDED else "")
 if STORAGE_BACKEND == "local" and not PUBLIC_BASE_URL:
     raise ImproperlyConfigured("Set PUBLIC_BASE_URL: local storage builds file URLs from it.")
+if PUBLIC_BASE_URL:
+    PUBLIC_BASE_URL = _url("PUBLIC_BASE_URL", PUBLIC_BASE_URL)
 INPUT_URL_ALLOWED_HOSTS: list[str] = [h.lower() for h in _setting("INPUT_URL_ALLOWED_HOSTS", env.list, [])]
 
-RUNNINGHUB_BASE_URL: str = _setting(
-    "RUNNINGHUB_BASE_URL", env.str, "http://127.0.0.1:8188" if EMBEDDED else "https://www.runninghub.cn"
-).rstrip("/")
+RUNNINGHUB_BASE_URL = _url(
+    "RUNNINGHUB_BASE_URL",
+    _setting("RUNNINGHUB_BASE_URL", env.str, "http://127.0.0.1:8188" if EMBEDDED else "https://www.runninghub.cn"),
+)
 RUNNINGHUB_API_KEY = _secret("RUNNINGHUB_API_KEY", "sim-api-key")
 RUNNINGHUB_WEBAPP_ID: str = _setting(
     "RUNNINGHUB_WEBAPP_ID", env.str, "1937084629516193794" if EMBEDDED else environ.Env.NOTSET
@@ -236,10 +271,10 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "core.exceptions.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_RATES": {
-        "login_ip": _setting("THROTTLE_LOGIN_IP", env.str, "20/min"),
-        "login_user": _setting("THROTTLE_LOGIN_USER", env.str, "5/min"),
-        "task_create": _setting("THROTTLE_TASK_CREATE", env.str, "30/min"),
-        "upload": _setting("THROTTLE_UPLOAD", env.str, "30/min"),
+        "login_ip": _rate("THROTTLE_LOGIN_IP", "20/min"),
+        "login_user": _rate("THROTTLE_LOGIN_USER", "5/min"),
+        "task_create": _rate("THROTTLE_TASK_CREATE", "30/min"),
+        "upload": _rate("THROTTLE_UPLOAD", "30/min"),
     },
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }

@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 from core import errors
 from core.throttling import UserRateThrottle
 from media.services import media_upload
+from media.storage import get_storage
 
 
 class UploadSerializer(serializers.Serializer[Any]):
@@ -49,7 +50,7 @@ class UploadApi(APIView):
         key, url, info = media_upload(user_id=int(request.user.pk or 0), data=upload.read())
         return Response(
             {
-                "url": url,
+                "url": get_storage().signed(url),
                 "key": key,
                 "contentType": info.content_type,
                 "size": info.size,

@@ -23,24 +23,39 @@ class FetchError(Exception):
         self.transient = transient
 
 
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
 def _address_is_public(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.teredo is not None or ip.is_site_local:
+            return False
+        # IPv6 forms that carry an IPv4 address are judged by that address.
+        if ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        elif ip.sixtofour is not None:
+            ip = ip.sixtofour
+        elif ip in NAT64:
+            ip = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     return ip.is_global and not ip.is_multicast
 
 
 def check_user_url(url: str) -> None:
     """Raise FetchError(transient=False) unless `url` is https on an allowed host whose every
     resolved address is public (no loopback, private, link-local or metadata address)."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise FetchError("图片地址格式错误", transient=False) from exc
     if parts.scheme != "https" or not parts.hostname or parts.username or parts.password:
         raise FetchError("只接受 https 图片地址", transient=False)
     host = parts.hostname.lower().rstrip(".")
     if host not in settings.INPUT_URL_ALLOWED_HOSTS:
         raise FetchError("图片地址的域名不在允许列表中", transient=False)
     try:
-        infos = socket.getaddrinfo(host, parts.port or 443, proto=socket.IPPROTO_TCP)
+        infos = socket.getaddrinfo(host, port or 443, proto=socket.IPPROTO_TCP)
     except (socket.gaierror, UnicodeError) as exc:
         raise FetchError("图片地址的域名无法解析", transient=False) from exc
     if not infos or not all(_address_is_public(str(info[4][0])) for info in infos):

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import uuid
 
 from core import errors
@@ -7,6 +8,8 @@ from media.images import ImageInfo, image_inspect
 from media.storage import get_storage
 
 UPLOAD_PREFIX = "uploads/"
+# Exactly the keys media_upload makes; anything else is not one of our uploads.
+UPLOAD_KEY = re.compile(r"uploads/\d+/[0-9a-f]{32}\.(?:jpg|png|webp)")
 
 
 def media_upload(*, user_id: int, data: bytes) -> tuple[str, str, ImageInfo]:
@@ -21,7 +24,7 @@ def media_upload(*, user_id: int, data: bytes) -> tuple[str, str, ImageInfo]:
 def upload_key_for_url(url: str) -> str | None:
     """The storage key when `url` is one the upload endpoint handed out, else None."""
     key = get_storage().key_for_url(url)
-    if key is None or not key.startswith(UPLOAD_PREFIX) or ".." in key:
+    if key is None or not UPLOAD_KEY.fullmatch(key):
         return None
     return key
 

@@ -9,6 +9,10 @@ from typing import Protocol
 from django.conf import settings
 
 
+class StorageError(OSError):
+    """The storage backend failed (network, service error); trying again later may help."""
+
+
 class Storage(Protocol):
     def save(self, *, key: str, data: bytes, content_type: str) -> None: ...
 
@@ -18,7 +22,13 @@ class Storage(Protocol):
 
     def exists(self, *, key: str) -> bool: ...
 
-    def url(self, *, key: str) -> str: ...
+    def url(self, *, key: str) -> str:
+        """The file's permanent address, as stored on tasks."""
+        ...
+
+    def signed(self, url: str) -> str:
+        """The address to hand out now: a private bucket adds a fresh presigned query."""
+        ...
 
     def key_for_url(self, url: str) -> str | None:
         """The key of a file this storage handed out under `url`, or None when it is not ours."""
@@ -56,6 +66,9 @@ class LocalStorage:
 
     def url(self, *, key: str) -> str:
         return self.base_url + key
+
+    def signed(self, url: str) -> str:
+        return url
 
     def key_for_url(self, url: str) -> str | None:
         if url.startswith(self.base_url):

@@ -154,13 +154,14 @@ def _store_audit_and_succeed(task: Task, outputs: list[ImageOutput]) -> None:
         for key, out in zip(keys, outputs, strict=True):
             storage.save(key=key, data=out.data, content_type=out.content_type)
         verdicts = [audit_image(key=key) for key in keys]
-    except AuditUnavailable as exc:
-        raise Retry(f"内容审核暂不可用: {exc}") from exc
-    except OSError as exc:
+    except (AuditUnavailable, OSError) as exc:
+        # Unaudited files must not stay reachable while we wait to try again (or give up).
+        _delete_quietly(keys)
+        if isinstance(exc, AuditUnavailable):
+            raise Retry(f"内容审核暂不可用: {exc}") from exc
         raise Retry(f"保存结果失败: {exc}") from exc
     if any(audit_blocks(v) for v in verdicts):
-        for key in keys:
-            storage.delete(key=key)
+        _delete_quietly(keys)
         task_fail(task_id=task.pk, reason=AUDIT_BLOCKED)
         return
     skipped = all(v.verdict == AuditVerdict.SKIPPED for v in verdicts)
@@ -171,8 +172,16 @@ def _store_audit_and_succeed(task: Task, outputs: list[ImageOutput]) -> None:
     )
     if succeeded is None:
         # Cancelled or failed while we worked: nobody will ever see these files.
-        for key in keys:
+        _delete_quietly(keys)
+
+
+def _delete_quietly(keys: list[str]) -> None:
+    storage = get_storage()
+    for key in keys:
+        try:
             storage.delete(key=key)
+        except OSError:
+            logger.warning("could not delete %s; it is left unreferenced", key, exc_info=True)
 
 
 # --- basic_clean --------------------------------------------------------------------------------

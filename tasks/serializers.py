@@ -5,6 +5,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from media.storage import get_storage
 from tasks.models import Task
 
 
@@ -13,13 +14,14 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def task_payload(task: Task) -> dict[str, Any]:
+    storage = get_storage()
     return {
         "id": str(task.id),
         "type": task.type,
         "status": task.status,
         "inputImageUrl": task.input_image_url,
         "params": task.params,
-        "resultUrls": task.result_urls,
+        "resultUrls": [storage.signed(url) for url in task.result_urls],
         "errorMessage": task.error_message or None,
         "createdAt": _iso(task.created_at),
         "updatedAt": _iso(task.updated_at),
@@ -64,8 +66,9 @@ class TaskListSerializer(serializers.Serializer[Any]):
 class TaskListQuery(serializers.Serializer[Any]):
     limit = serializers.IntegerField(min_value=1, max_value=100, default=10)
     offset = serializers.IntegerField(min_value=0, default=0)
-    status = serializers.CharField(required=False)
-    type = serializers.CharField(required=False)
+    # Blank is allowed here so that `?status=` reaches task_list and is refused there as unknown.
+    status = serializers.CharField(required=False, allow_blank=True)
+    type = serializers.CharField(required=False, allow_blank=True)
 
 
 class StatusUpdateSerializer(serializers.Serializer[Any]):

@@ -93,7 +93,7 @@ class Created:
 
 
 def _replay(*, user: User, key: str, request_hash: str) -> Created | None:
-    existing = IdempotencyKey.objects.filter(user=user, key=key).select_related("task").first()
+    existing = IdempotencyKey.objects.filter(user=user, key=key).first()
     if existing is None:
         return None
     if existing.created_at < timezone.now() - IDEMPOTENCY_TTL:
@@ -101,7 +101,9 @@ def _replay(*, user: User, key: str, request_hash: str) -> Created | None:
         return None
     if existing.request_hash != request_hash:
         raise errors.IdempotencyConflict()
-    return Created(task=existing.task, replayed=True)
+    from tasks.selectors import with_refund
+
+    return Created(task=with_refund(Task.objects.filter(pk=existing.task_id)).get(), replayed=True)
 
 
 def task_create(
@@ -134,10 +136,15 @@ def task_create(
     )
     try:
         with transaction.atomic():
+            if idempotency_key:
+                # The key is claimed first (the task row follows in this transaction; the foreign key
+                # is checked at commit): a concurrent request with the same key waits here for this
+                # one to commit, then replays it, instead of being charged or refused for quota.
+                IdempotencyKey.objects.create(
+                    user=user, key=idempotency_key, request_hash=request_hash, task_id=task.id
+                )
             quota_deduct(user_id=user.pk, amount=cost, task_id=task.id, reason=f"创建任务 {task_type}")
             task.save(force_insert=True)
-            if idempotency_key:
-                IdempotencyKey.objects.create(user=user, key=idempotency_key, request_hash=request_hash, task=task)
             transaction.on_commit(lambda: enqueue_advance(task_id=task.id, due=now))
     except IntegrityError:
         # Only the idempotency key can collide: a concurrent request with the same key won.
@@ -177,7 +184,12 @@ def _locked(task_id: uuid.UUID) -> Task:
 
 
 def task_start(
-    *, task_id: uuid.UUID, vendor_task_id: str | None = None, next_attempt_at: datetime | None = None
+    *,
+    task_id: uuid.UUID,
+    vendor_task_id: str | None = None,
+    next_attempt_at: datetime | None = None,
+    actor: User | None = None,
+    reason: str = "开始处理",
 ) -> Task | None:
     """pending → processing (saving RunningHub's id in the same transaction). None if not pending."""
     with transaction.atomic():
@@ -192,7 +204,7 @@ def task_start(
             task.next_attempt_at, task.lease_until, task.transient_errors = next_attempt_at, None, 0
             fields += ["next_attempt_at", "lease_until", "transient_errors"]
         task.save(update_fields=fields)
-        _event(task, TaskStatus.PENDING, actor=None, reason="开始处理")
+        _event(task, TaskStatus.PENDING, actor=actor, reason=reason)
         return task
 
 
@@ -311,7 +323,7 @@ def task_update_status(
     if status == TaskStatus.FAILED:
         changed = task_fail(task_id=pk, reason=error_message or "管理员标记失败", actor=actor, from_statuses=(current,))
     elif status == TaskStatus.PROCESSING:
-        changed = task_start(task_id=pk)
+        changed = task_start(task_id=pk, actor=actor, reason=reason)
     else:
         changed = task_succeed(task_id=pk, result_urls=result_urls or [], actor=actor, reason=reason)
     if changed is None:
@@ -367,7 +379,10 @@ def _oldest_first(queryset: QuerySet[Task], deadline: float) -> Iterator[uuid.UU
         if not batch:
             return
         offered.update(batch)
-        yield from batch
+        for pk in batch:
+            if time.monotonic() >= deadline:
+                return
+            yield pk
 
 
 def tasks_sweep(*, dry_run: bool = False) -> SweepReport:

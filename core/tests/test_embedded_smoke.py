@@ -68,6 +68,13 @@ def test_bootstrap_demo_refuses_outside_the_embedded_default(tmp_path: Path) -> 
         ({"SWEEP_INTERVAL": "-5"}, "SWEEP_INTERVAL"),
         ({"STORAGE_BACKEND": "s3"}, "STORAGE_BACKEND"),
         ({"STORAGE_BACKEND": "cos"}, "COS_SECRET_ID"),
+        ({"DJANGO_DEBUG": "maybe"}, "DJANGO_DEBUG"),
+        ({"DATABASE_URL": "garbage", "DJANGO_SECRET_KEY": "k" * 50}, "DATABASE_URL has a bad value"),
+        ({"CACHE_URL": "foo://bar"}, "CACHE_URL has a bad value"),
+        ({"THROTTLE_LOGIN_IP": "abc"}, "THROTTLE_LOGIN_IP"),
+        ({"RUNNINGHUB_BASE_URL": "not-a-url"}, "RUNNINGHUB_BASE_URL"),
+        ({"PUBLIC_BASE_URL": "ftp:/x"}, "PUBLIC_BASE_URL"),
+        ({"COS_ENDPOINT_URL": "garbage"}, "COS_ENDPOINT_URL"),
     ],
 )
 def test_bad_settings_stop_start_up_naming_the_variable(tmp_path: Path, env: dict[str, str], name: str) -> None:

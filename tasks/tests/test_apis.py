@@ -119,6 +119,9 @@ def test_out_of_quota_is_1003_and_nothing_is_created(client_for: Client, uploade
         None,
         "http://testserver/media/uploads/1/../../etc/passwd",
         "http://testserver/media/uploads/999/missing.png",
+        "http://testserver/media/uploads/1/\u0000.png",
+        "https://images.example.com:99999/x.png",
+        "https://[::1/x.png",
     ],
 )
 def test_unacceptable_input_urls_are_4002_before_any_charge(client_for: Client, member: User, url: Any) -> None:
@@ -129,7 +132,23 @@ def test_unacceptable_input_urls_are_4002_before_any_charge(client_for: Client, 
 
 
 @pytest.mark.parametrize(
-    "address", ["127.0.0.1", "10.1.2.3", "172.16.0.9", "192.168.1.1", "169.254.169.254", "::1", "fd00::1", "0.0.0.0"]
+    "address",
+    [
+        "127.0.0.1",
+        "10.1.2.3",
+        "172.16.0.9",
+        "192.168.1.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "::1",
+        "fd00::1",
+        "fec0::1",
+        "0.0.0.0",
+        "::ffff:10.0.0.1",
+        "64:ff9b::a9fe:a9fe",
+        "2002:a9fe:a9fe::1",
+        "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+    ],
 )
 def test_allowed_host_resolving_to_an_internal_address_is_4002(client_for: Client, member: User, address: str) -> None:
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
@@ -265,7 +284,17 @@ def test_list_newest_first_with_filters_and_paging(client_for: Client, member: U
 
 
 @pytest.mark.parametrize(
-    "query", [{"limit": 0}, {"limit": 101}, {"limit": "ten"}, {"offset": -1}, {"status": "done"}, {"type": "upscale"}]
+    "query",
+    [
+        {"limit": 0},
+        {"limit": 101},
+        {"limit": "ten"},
+        {"offset": -1},
+        {"status": "done"},
+        {"status": ""},
+        {"type": "upscale"},
+        {"type": ""},
+    ],
 )
 def test_list_bad_query_is_4002(client_for: Client, member: User, query: dict[str, Any]) -> None:
     assert error_of(client_for(member).get("/api/task/list", query)) == (400, 4002)
@@ -406,3 +435,18 @@ def test_upload_with_an_oversized_declared_body_is_refused_early(client_for: Cli
         "/api/media/upload", b"x", content_type="multipart/form-data; boundary=zz", CONTENT_LENGTH=str(30 * 1024 * 1024)
     )
     assert error_of(response) == (413, 4002)
+
+
+def test_replay_shows_the_task_as_it_is_now(client_for: Client, member: User, uploaded: str) -> None:
+    client = client_for(member)
+    body = {"type": "basic_clean", "inputImageUrl": uploaded}
+    task_id = create(client, body, HTTP_IDEMPOTENCY_KEY="r-1").json()["data"]["id"]
+    client.post(f"/api/task/{task_id}/cancel")
+    replay = create(client, body, HTTP_IDEMPOTENCY_KEY="r-1").json()["data"]
+    assert (replay["id"], replay["status"], replay["quotaRefunded"]) == (task_id, "failed", 1)
+
+
+def test_staff_start_records_the_staff_member(client_for: Client, staff: User, own_task: dict[str, Any]) -> None:
+    client_for(staff).put(f"/api/task/{own_task['id']}/status", {"status": "processing"}, format="json")
+    event = TaskEvent.objects.get(task_id=own_task["id"])
+    assert (event.to_status, event.actor) == ("processing", staff)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -129,10 +130,12 @@ def test_sweep_expires_lapsed_membership_quota() -> None:
     assert QuotaLedger.objects.filter(user=lapsed, kind=LedgerKind.EXPIRE).count() == 1
 
 
-def test_concurrent_requests_with_one_idempotency_key_make_one_task() -> None:
+@pytest.mark.parametrize("quota", [1, 10])
+def test_concurrent_requests_with_one_idempotency_key_make_one_task(quota: int) -> None:
+    """With quota for one task only, the retries must replay it rather than be refused (1003)."""
     from unittest import mock
 
-    owner = make_member(quota=10)
+    owner = make_member(quota=quota)
 
     def order() -> object:
         return task_create(
@@ -145,9 +148,9 @@ def test_concurrent_requests_with_one_idempotency_key_make_one_task() -> None:
 
     with mock.patch("tasks.services.check_user_url"), mock.patch("tasks.services.enqueue_advance"):
         results = race(*[order] * 10)
-    assert len(set(results)) == 1, results
+    assert len(set(results)) == 1 and isinstance(results[0], uuid.UUID), results
     owner.refresh_from_db()
-    assert owner.quota_remaining == 9
+    assert owner.quota_remaining == quota - 1
     assert Task.objects.filter(user=owner).count() == 1
     assert quota_mismatches() == []
 
@@ -226,3 +229,50 @@ def test_a_long_queue_full_wait_leaves_the_error_budget_intact() -> None:
     task.refresh_from_db()
     assert task.status == TaskStatus.FAILED and task.error_message.startswith("处理失败")
     assert QuotaLedger.objects.filter(task_id=task.pk, kind=LedgerKind.REFUND).count() == 1
+
+
+def test_the_sweep_stops_within_its_time_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time as clock
+
+    from tasks import services
+
+    stale_tasks(10)
+    monkeypatch.setattr(services, "SWEEP_TIME_BUDGET_SECONDS", 0.5)
+    real_fail = services.task_fail
+
+    def slow_fail(**kwargs: object) -> object:
+        clock.sleep(0.2)
+        return real_fail(**kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(services, "task_fail", slow_fail)
+    started = clock.monotonic()
+    failed = tasks_sweep().failed_pending
+    assert 1 <= failed <= 4
+    assert clock.monotonic() - started < 1.5
+    assert tasks_sweep().failed_pending >= 1, "the next sweep goes on"
+
+
+def test_a_storage_outage_is_retried_not_left_stuck() -> None:
+    from unittest import mock
+
+    from media.storage import StorageError
+    from media.tests.images import product_photo
+    from tasks.processing import task_advance
+
+    owner = make_member()
+    with mock.patch("tasks.services.check_user_url"), mock.patch("tasks.services.enqueue_advance"):
+        task = task_create(
+            user=owner, task_type="basic_clean", input_image_url="https://images.example.com/p.png", params={}
+        ).task
+    storage = mock.Mock()
+    storage.save.side_effect = StorageError("COS 503")
+    with (
+        mock.patch("tasks.processing.fetch", return_value=product_photo()),
+        mock.patch("tasks.processing.get_storage", return_value=storage),
+        mock.patch("tasks.processing.enqueue_advance") as queued,
+    ):
+        task_advance(task_id=task.pk, token=None)
+    task.refresh_from_db()
+    assert (task.status, task.transient_errors, task.lease_until) == (TaskStatus.PROCESSING, 1, None)
+    assert queued.call_count == 1, "the next attempt is scheduled"
+    assert storage.delete.call_count == 3, "nothing unaudited is left behind"
