@@ -14,7 +14,8 @@ from tasks.models import Task, TaskStatus, TaskType
 
 def with_refund(queryset: QuerySet[Task]) -> QuerySet[Task]:
     """Annotates `quota_refunded` from the ledger (the one source of truth) in the same query."""
-    refund = QuotaLedger.objects.filter(task_id=OuterRef("pk"), kind=LedgerKind.REFUND).values("delta")[:1]
+    # At most one refund row exists per task (unique constraint), so no ordering is needed.
+    refund = QuotaLedger.objects.filter(task_id=OuterRef("pk"), kind=LedgerKind.REFUND).order_by().values("delta")[:1]
     return queryset.annotate(quota_refunded=Coalesce(Subquery(refund, output_field=IntegerField()), Value(0)))
 
 
