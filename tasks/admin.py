@@ -21,6 +21,7 @@ from django.utils.timesince import timesince
 
 from core.admin import ReadOnlyAdminMixin
 from core.errors import ApplicationError
+from media.storage import get_storage
 from tasks.models import ACTIVE_STATUSES, Task, TaskEvent, TaskStatus
 from tasks.selectors import with_refund
 from tasks.services import stuck_condition, task_fail, task_refund_missing, task_retry
@@ -49,6 +50,8 @@ def image_link(url: str, height: int) -> str:
     # Only web URLs become images: a stored value is shown, never interpreted.
     if not url.startswith(("https://", "http://")):
         return format_html("<code>{}</code>", url)
+    # Our own files in a private bucket need a fresh signature to be shown.
+    url = get_storage().signed(url)
     return format_html(
         '<a href="{}" target="_blank" rel="noopener"><img src="{}" alt="" style="max-height:{}px;'
         'max-width:{}px;margin:0 8px 8px 0;border:1px solid #ddd;background:#f6f6f6"></a>',
