@@ -93,11 +93,15 @@ def test_queue_full_waits_then_succeeds(worker: None, sim: SimulatorHandle, orde
     assert refunds(task_id) == 0
 
 
-def test_bursts_of_5xx_are_survived(worker: None, sim: SimulatorHandle, order: Any) -> None:
+def test_bursts_of_5xx_are_survived(
+    worker: None, sim: SimulatorHandle, order: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Same back-off, shorter cap: five failures in a row then take seconds, not half a minute.
+    monkeypatch.setattr("tasks.processing.MAX_BACKOFF_SECONDS", 2)
     client, task_id = order()
     wait_for(task_status(client, task_id, "processing"))
     sim.configure(http_5xx=5)
-    task = wait_for(task_status(client, task_id, "success", "failed"), timeout=90)
+    task = wait_for(task_status(client, task_id, "success", "failed"), timeout=60)
     assert task["status"] == "success", task
     assert_twelve_stored_results(client, task, sim)
 
