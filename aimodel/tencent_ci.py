@@ -174,6 +174,11 @@ def audit_image_tencent_ci(
         raise AuditUnavailable(f"moderation of {key!r} could not reach CI: {exc}") from exc
     except (ParseError, SyntaxError, ValueError) as exc:
         raise AuditUnavailable(f"moderation of {key!r} answered something that is not XML") from exc
+    state = str(answer.get("State") or "Success")
+    code = str(answer.get("Code") or "Success")
+    if state != "Success" or code != "Success":
+        # A job that did not finish carries a default Result of 0: that is no verdict, let alone a pass.
+        raise AuditUnavailable(f"moderation of {key!r} did not complete: State={state} Code={code}")
     try:
         verdict = _VERDICTS[int(answer["Result"])]
         score = int(answer.get("Score") or 0)

@@ -67,6 +67,8 @@ class ModerationVerdict:
     result: int
     label: str = "Normal"
     score: int = 0
+    # "Failed" answers like a moderation job that did not complete: Result 0 with an error Code.
+    state: str = "Success"
 
 
 class CosError(Exception):
@@ -141,14 +143,19 @@ class CosState:
 
     # Moderation and faults
 
-    def set_moderation(self, result: int, *, key_substring: str = "", label: str = "", score: int = 0) -> None:
+    def set_moderation(
+        self, result: int, *, key_substring: str = "", label: str = "", score: int = 0, state: str = "Success"
+    ) -> None:
         """Answer `result` (0 normal, 1 block, 2 review) for keys containing `key_substring` ("": any key)."""
         if result not in (0, 1, 2):
             raise ValueError(f"moderation result must be 0, 1 or 2, not {result!r}")
+        if state not in ("Success", "Failed"):
+            raise ValueError(f"moderation state must be Success or Failed, not {state!r}")
         verdict = ModerationVerdict(
             result=result,
             label=label or ("Normal" if result == 0 else "Porn"),
             score=score or 90 * bool(result),
+            state=state,
         )
         with self._lock:
             if key_substring:
@@ -620,7 +627,8 @@ class CosRequestHandler(BaseHTTPRequestHandler):
             "RecognitionResult",
             {
                 "JobId": "si" + request_id[:24],
-                "State": "Success",
+                "State": verdict.state,
+                **({"Code": "InternalError", "Message": "moderation job failed"} if verdict.state != "Success" else {}),
                 "Object": request.key,
                 "DataId": request.param("dataid") or "",
                 "Result": verdict.result,
@@ -647,6 +655,7 @@ class CosRequestHandler(BaseHTTPRequestHandler):
                     key_substring=payload.get("key_substring", ""),
                     label=payload.get("label", ""),
                     score=int(payload.get("score", 0)),
+                    state=payload.get("state", "Success"),
                 )
             elif action == "fault":
                 state.set_fault(payload["mode"], payload.get("scope", "all"))

@@ -53,8 +53,10 @@ class RunningCos:
     def set_acl(self, acl: Acl, *, bucket: str | None = None) -> None:
         self.state.create_bucket(bucket or self.bucket, acl)
 
-    def set_moderation(self, result: int, *, key_substring: str = "", label: str = "", score: int = 0) -> None:
-        self.state.set_moderation(result, key_substring=key_substring, label=label, score=score)
+    def set_moderation(
+        self, result: int, *, key_substring: str = "", label: str = "", score: int = 0, state: str = "Success"
+    ) -> None:
+        self.state.set_moderation(result, key_substring=key_substring, label=label, score=score, state=state)
 
     def set_fault(self, mode: FaultMode, scope: FaultScope = "all") -> None:
         self.state.set_fault(mode, scope)

@@ -49,12 +49,27 @@ def _move(
     )
 
 
-def _positive(amount: int, name: str = "amount") -> None:
+# Sanity limits: far above any real purchase, far below the integer column and date range.
+MAX_AMOUNT = 1_000_000
+MAX_DAYS = 3650
+MAX_BALANCE = 100_000_000
+
+
+def _positive(amount: int, name: str = "amount", limit: int = MAX_AMOUNT) -> None:
     if amount <= 0:
         raise errors.InvalidParams(f"{name} 必须为正整数", f"{name} must be a positive integer")
+    if amount > limit:
+        raise errors.InvalidParams(f"{name} 不能超过 {limit}", f"{name} must not exceed {limit}")
 
 
-def quota_deduct(*, user_id: int, amount: int, task_id: uuid.UUID | None = None, reason: str = "") -> QuotaLedger:
+def _within_balance(user: User, delta: int) -> None:
+    if user.quota_remaining + delta > MAX_BALANCE:
+        raise errors.InvalidParams(f"配额余额不能超过 {MAX_BALANCE}", f"The balance must not exceed {MAX_BALANCE}")
+
+
+def quota_deduct(
+    *, user_id: int, amount: int, task_id: uuid.UUID | None = None, reason: str = "", actor: User | None = None
+) -> QuotaLedger:
     """Charge `amount`. Inside a caller's transaction it adds no savepoint, so the charge and the
     caller's insert commit or roll back together; the user row stays locked until then."""
     _positive(amount)
@@ -68,7 +83,7 @@ def quota_deduct(*, user_id: int, amount: int, task_id: uuid.UUID | None = None,
         elif user.quota_remaining < amount:
             refusal = errors.QuotaInsufficient()
         else:
-            row = _move(user=user, delta=-amount, kind=LedgerKind.DEDUCT, task_id=task_id, reason=reason)
+            row = _move(user=user, delta=-amount, kind=LedgerKind.DEDUCT, task_id=task_id, reason=reason, actor=actor)
     # Raised outside the block: an exception inside a savepoint-less block would doom the caller's
     # whole transaction even though nothing was written.
     if refusal is not None:
@@ -105,11 +120,12 @@ def quota_grant(*, user_id: int, amount: int, days: int, reason: str = "", actor
     """Membership purchase or support grant: adds quota and extends the expiry by `days` from the
     later of now and the current expiry. Quota left over from a lapsed membership expires first."""
     _positive(amount)
-    _positive(days, "days")
+    _positive(days, "days", MAX_DAYS)
     with transaction.atomic():
         user = _locked_user(user_id)
         now = timezone.now()
         _expire_lapsed_quota(user, now)
+        _within_balance(user, amount)
         start = max(now, user.quota_expire_at) if user.quota_expire_at and user.is_member else now
         return _move(
             user=user,
@@ -127,8 +143,10 @@ def quota_adjust(*, user_id: int, delta: int, reason: str, actor: User | None = 
         raise errors.InvalidParams("调整配额必须填写原因", "A reason is required", fields={"reason": ["必填"]})
     if delta == 0:
         raise errors.InvalidParams("调整数量不能为 0", "The delta must not be zero", fields={"delta": ["不能为 0"]})
+    _positive(abs(delta), "delta")
     with transaction.atomic():
         user = _locked_user(user_id)
+        _within_balance(user, delta)
         if user.quota_remaining + delta < 0:
             raise errors.InvalidParams(
                 "调整后配额不能为负", "The balance cannot go below zero", fields={"delta": ["调整后配额不能为负"]}

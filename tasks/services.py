@@ -487,7 +487,9 @@ def task_retry(*, task_id: uuid.UUID, actor: User) -> Task:
             retry_of=original,
             next_attempt_at=now,
         )
-        quota_deduct(user_id=original.user_id, amount=retry.cost, task_id=retry.id, reason=f"重试任务 {original.pk}")
+        quota_deduct(
+            user_id=original.user_id, amount=retry.cost, task_id=retry.id, reason=f"重试任务 {original.pk}", actor=actor
+        )
         retry.save(force_insert=True)
         TaskEvent.objects.create(
             task=retry, from_status="", to_status=TaskStatus.PENDING, actor=actor, reason=f"重试自任务 {original.pk}"

@@ -112,6 +112,13 @@ def test_audit_unavailable_when_ci_misbehaves(cos: RunningCos, fault: str) -> No
         audit_image_tencent_ci(key="results/t/white.jpg", client=cos.client(), bucket=cos.bucket, biz_type="")
 
 
+def test_a_moderation_job_that_failed_is_no_pass(cos: RunningCos) -> None:
+    cos.client().put_object(Bucket=cos.bucket, Body=product_photo(), Key="results/t/white.jpg")
+    cos.set_moderation(0, state="Failed")
+    with pytest.raises(AuditUnavailable, match="State=Failed"):
+        audit_image_tencent_ci(key="results/t/white.jpg", client=cos.client(), bucket=cos.bucket, biz_type="")
+
+
 def test_audit_unavailable_when_the_object_is_missing(cos: RunningCos) -> None:
     with pytest.raises(AuditUnavailable, match="NoSuchKey"):
         audit_image_tencent_ci(key="results/none.jpg", client=cos.client(), bucket=cos.bucket, biz_type="")

@@ -147,3 +147,21 @@ def test_mismatch_is_detected_when_the_ledger_is_tampered_with() -> None:
     with connection.cursor() as cursor:
         cursor.execute("UPDATE accounts_user SET quota_remaining = 7 WHERE id = %s", [user.pk])
     assert quota_mismatches() == [(user.username, 7, 2)]
+
+
+def test_absurd_amounts_are_refused_before_they_reach_the_database() -> None:
+    from quota.services import MAX_AMOUNT, MAX_BALANCE, MAX_DAYS
+
+    user = make_member(quota=10)
+    for call in (
+        lambda: quota_grant(user_id=user.pk, amount=MAX_AMOUNT + 1, days=30),
+        lambda: quota_grant(user_id=user.pk, amount=5_000_000_000, days=30),
+        lambda: quota_grant(user_id=user.pk, amount=1, days=MAX_DAYS + 1),
+        lambda: quota_grant(user_id=user.pk, amount=1, days=100_000_000),
+        lambda: quota_adjust(user_id=user.pk, delta=2_147_483_600, reason="typo"),
+    ):
+        with pytest.raises(errors.InvalidParams):
+            call()
+    User.objects.filter(pk=user.pk).update(quota_remaining=MAX_BALANCE)
+    with pytest.raises(errors.InvalidParams):
+        quota_adjust(user_id=user.pk, delta=1, reason="over the cap")

@@ -181,7 +181,7 @@ def test_retry_of_a_failed_task_is_a_new_task_charged_once(maker: Any) -> None:
         member, TaskStatus.PENDING, failed.type, failed.input_image_url,
     )  # fmt: skip
     charges = QuotaLedger.objects.filter(task_id=retry.pk)
-    assert [(row.kind, row.delta) for row in charges] == [(LedgerKind.DEDUCT, -1)]
+    assert [(row.kind, row.delta, row.actor) for row in charges] == [(LedgerKind.DEDUCT, -1, staff)]
     assert balance(member) == 9
     event = TaskEvent.objects.get(task=retry)
     assert (event.actor, event.reason) == (staff, f"重试自任务 {failed.pk}")
