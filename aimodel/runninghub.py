@@ -8,6 +8,7 @@ decide between a retry and failing the task without knowing RunningHub's codes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -139,6 +140,9 @@ class RunningHubClient:
             raise RunningHubTransientError("run answer has no usable taskId")
         node_errors = _node_errors(envelope.data.get("promptTips"))
         if node_errors:
+            # RunningHub created the task all the same; it would hold a slot and spend coins.
+            with contextlib.suppress(RunningHubError):
+                self.cancel(task_id=task_id)
             raise RunningHubFinalError(f"workflow validation failed for task {task_id}: {node_errors}")
         return task_id
 

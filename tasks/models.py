@@ -35,6 +35,7 @@ class Task(models.Model):
     result_urls = models.JSONField("结果", default=list, blank=True)
     error_message = models.CharField("错误信息", max_length=500, blank=True)
     vendor_task_id = models.CharField("RunningHub 任务ID", max_length=32, blank=True, default="")
+    vendor_input = models.CharField("RunningHub 输入文件", max_length=255, blank=True, default="", editable=False)
     cost = models.PositiveSmallIntegerField("扣除配额")
     audit = models.CharField("内容审核", max_length=10, blank=True)
     # Scheduling: `next_attempt_at` is when the next step is due and doubles as the token a queued

@@ -17,7 +17,13 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from aimodel.engines import EngineError, audit_blocks, audit_image, basic_clean, runninghub_client
-from aimodel.runninghub import OutcomeState, RunningHubError, RunningHubFinalError, RunningHubQueueFull
+from aimodel.runninghub import (
+    OutcomeState,
+    RunningHubClient,
+    RunningHubError,
+    RunningHubFinalError,
+    RunningHubQueueFull,
+)
 from aimodel.selectors import prompt_for
 from aimodel.types import AuditUnavailable, AuditVerdict, ImageOutput
 from core.errors import ApplicationError
@@ -203,16 +209,26 @@ def _run_basic_clean(task: Task) -> None:
 # --- model_pose12 -------------------------------------------------------------------------------
 
 
-def _submit_pose12(task: Task) -> None:
+def _uploaded_input(task: Task, client: RunningHubClient) -> str:
+    """RunningHub's name for the task's photo, uploading it the first time only: waiting out a
+    full queue (421) does not send the photo again on every attempt."""
+    if task.vendor_input:
+        return task.vendor_input
     source = _checked_image("input", _input_image(task))
+    file_name = client.upload_image(
+        data=source.data, filename=f"{task.pk}.{source.ext}", content_type=source.content_type
+    )
+    Task.objects.filter(pk=task.pk).update(vendor_input=file_name)
+    return file_name
+
+
+def _submit_pose12(task: Task) -> None:
     client = runninghub_client()
     prompt = prompt_for(scene=task.params.get("scene", "street"), category=task.params.get("category", "dress"))
     base = settings.PUBLIC_BASE_URL.rstrip("/")
     webhook = f"{base}/api/webhooks/runninghub?token={settings.RUNNINGHUB_WEBHOOK_SECRET}" if base else None
     try:
-        file_name = client.upload_image(
-            data=source.data, filename=f"{task.pk}.{source.ext}", content_type=source.content_type
-        )
+        file_name = _uploaded_input(task, client)
         vendor_id = client.run_app(
             webapp_id=settings.RUNNINGHUB_WEBAPP_ID,
             node_info_list=[

@@ -261,6 +261,8 @@ def test_node_errors_in_prompt_tips_are_final(client: RunningHubClient, sim: Sim
 
     with pytest.raises(RunningHubFinalError, match="LoadImage"):
         start_task(client)
+    state = sim.state()
+    assert [t["taskId"] for t in state["tasks"]] == state["cancelled"], "the task RunningHub made anyway is cancelled"
 
 
 def test_cancel_stops_a_running_task_and_ignores_unknown_ones(client: RunningHubClient, sim: SimulatorHandle) -> None:

@@ -89,7 +89,9 @@ def test_queue_full_waits_then_succeeds(worker: None, sim: SimulatorHandle, orde
     client, task_id = order()
     task = wait_for(task_status(client, task_id, "success", "failed"), timeout=45)
     assert task["status"] == "success", task
-    assert sim.state()["calls"]["/task/openapi/ai-app/run"] == 3
+    calls = sim.state()["calls"]
+    assert calls["/task/openapi/ai-app/run"] == 3
+    assert calls["/task/openapi/upload"] == 1, "the photo is uploaded once, however long the wait"
     assert refunds(task_id) == 0
 
 
