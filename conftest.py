@@ -52,7 +52,12 @@ def non_member(db: None) -> User:
 
 @pytest.fixture
 def staff(db: None) -> User:
-    return make_user(is_staff=True, username="staffer")
+    """Staff with the task-action permission that the status endpoint requires."""
+    from django.contrib.auth.models import Permission
+
+    user = make_user(is_staff=True, username="staffer")
+    user.user_permissions.add(Permission.objects.get(codename="run_task_actions"))
+    return User.objects.get(pk=user.pk)
 
 
 @pytest.fixture(autouse=True)

@@ -1,52 +1,72 @@
+"""Log in, rotate the refresh token, and the logged-in user (SPEC §4)."""
+
 from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
-from rest_framework.permissions import AllowAny
+from rest_framework import viewsets
+from rest_framework.decorators import action
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from accounts.serializers import (
-    LoginAnswerSerializer,
-    LoginSerializer,
-    RefreshSerializer,
-    TokenPairSerializer,
-    UserSerializer,
-    user_payload,
-)
+from accounts.auth import request_user
+from accounts.serializers import LoginIn, LoginOut, RefreshIn, TokenPairOut, UserOut
 from accounts.services import auth_login, auth_refresh
+from core import errors
+from core.schema import AUTHENTICATED, error_responses
+from core.serializers import parse
 from core.throttling import LoginIPThrottle, LoginUsernameThrottle
 
 
-class LoginApi(APIView):
-    permission_classes = [AllowAny]
-    authentication_classes = []
-    throttle_classes = [LoginIPThrottle, LoginUsernameThrottle]
+class AuthViewSet(viewsets.ViewSet):
+    permission_classes = [IsAuthenticated]
 
     @extend_schema(
-        request=LoginSerializer, responses=LoginAnswerSerializer, summary="Log in with username and password"
+        operation_id="auth_login",
+        summary="Log in with username and password",
+        request=LoginIn,
+        responses={200: LoginOut, **error_responses(errors.LoginFailed, errors.InvalidParams, errors.RateLimited)},
+        auth=[],
     )
-    def post(self, request: Request) -> Response:
-        body = LoginSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        user, token, refresh = auth_login(request=request._request, **body.validated_data)
-        return Response({"token": token, "refresh": refresh, "user": user_payload(user)})
+    @action(
+        detail=False,
+        methods=["post"],
+        permission_classes=[AllowAny],
+        authentication_classes=[],
+        throttle_classes=[LoginIPThrottle, LoginUsernameThrottle],
+    )
+    def login(self, request: Request) -> Response:
+        data = parse(LoginIn, request.data)
+        user, token, refresh = auth_login(request=request._request, **data)
+        return Response(LoginOut({"token": token, "refresh": refresh, "user": user}).data)
 
+    @extend_schema(
+        operation_id="auth_refresh",
+        summary="Rotate the refresh token",
+        request=RefreshIn,
+        responses={
+            200: TokenPairOut,
+            **error_responses(errors.NotAuthenticated, errors.InvalidParams, errors.RateLimited),
+        },
+        auth=[],
+    )
+    @action(
+        detail=False,
+        methods=["post"],
+        permission_classes=[AllowAny],
+        authentication_classes=[],
+        throttle_classes=[LoginIPThrottle],
+    )
+    def refresh(self, request: Request) -> Response:
+        data = parse(RefreshIn, request.data)
+        token, refresh = auth_refresh(refresh=data["refresh"])
+        return Response(TokenPairOut({"token": token, "refresh": refresh}).data)
 
-class RefreshApi(APIView):
-    permission_classes = [AllowAny]
-    authentication_classes = []
-    throttle_classes = [LoginIPThrottle]
-
-    @extend_schema(request=RefreshSerializer, responses=TokenPairSerializer, summary="Rotate the refresh token")
-    def post(self, request: Request) -> Response:
-        body = RefreshSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        token, refresh = auth_refresh(refresh=body.validated_data["refresh"])
-        return Response({"token": token, "refresh": refresh})
-
-
-class MeApi(APIView):
-    @extend_schema(responses=UserSerializer, summary="The logged-in user")
-    def get(self, request: Request) -> Response:
-        return Response(user_payload(request.user))  # type: ignore[arg-type]
+    @extend_schema(
+        operation_id="auth_me",
+        summary="The logged-in user",
+        responses={200: UserOut, **error_responses(*AUTHENTICATED)},
+    )
+    @action(detail=False, methods=["get"])
+    def me(self, request: Request) -> Response:
+        return Response(UserOut(request_user(request)).data)

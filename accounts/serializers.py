@@ -3,45 +3,35 @@ from typing import Any
 from rest_framework import serializers
 
 from accounts.models import User
+from core.serializers import UtcDateTimeField, no_nul
 
 
-def user_payload(user: User) -> dict[str, Any]:
-    return {
-        "id": user.pk,
-        "username": user.username,
-        "phone": user.phone,
-        "isMember": user.is_active_member,
-        "quotaRemaining": user.quota_remaining,
-        "quotaExpireAt": user.quota_expire_at.isoformat() if user.quota_expire_at else None,
-    }
+class UserOut(serializers.ModelSerializer[User]):
+    isMember = serializers.BooleanField(source="is_active_member")
+    quotaRemaining = serializers.IntegerField(source="quota_remaining")
+    quotaExpireAt = UtcDateTimeField(source="quota_expire_at", allow_null=True)
+
+    class Meta:
+        model = User
+        fields = ("id", "username", "phone", "isMember", "quotaRemaining", "quotaExpireAt")
+        read_only_fields = fields
 
 
-class LoginSerializer(serializers.Serializer[Any]):
-    username = serializers.CharField(max_length=150, trim_whitespace=True)
-    password = serializers.CharField(max_length=128, trim_whitespace=False)
+class LoginIn(serializers.Serializer[Any]):
+    username = serializers.CharField(max_length=150, trim_whitespace=True, validators=[no_nul])
+    password = serializers.CharField(max_length=128, trim_whitespace=False, validators=[no_nul])
 
 
-class RefreshSerializer(serializers.Serializer[Any]):
+class LoginOut(serializers.Serializer[Any]):
+    token = serializers.CharField()
+    refresh = serializers.CharField()
+    user = UserOut()
+
+
+class RefreshIn(serializers.Serializer[Any]):
     refresh = serializers.CharField(max_length=2048)
 
 
-class UserSerializer(serializers.Serializer[Any]):
-    """Schema only: the payload comes from user_payload."""
-
-    id = serializers.IntegerField()
-    username = serializers.CharField()
-    phone = serializers.CharField(allow_null=True)
-    isMember = serializers.BooleanField()
-    quotaRemaining = serializers.IntegerField()
-    quotaExpireAt = serializers.DateTimeField(allow_null=True)
-
-
-class LoginAnswerSerializer(serializers.Serializer[Any]):
-    token = serializers.CharField()
-    refresh = serializers.CharField()
-    user = UserSerializer()
-
-
-class TokenPairSerializer(serializers.Serializer[Any]):
+class TokenPairOut(serializers.Serializer[Any]):
     token = serializers.CharField()
     refresh = serializers.CharField()

@@ -1,9 +1,7 @@
-from django.urls import path
+from accounts.apis import AuthViewSet
+from core.routers import SpecRouter
 
-from accounts import apis
+router = SpecRouter()
+router.register("auth", AuthViewSet, basename="auth")
 
-urlpatterns = [
-    path("login", apis.LoginApi.as_view(), name="auth-login"),
-    path("refresh", apis.RefreshApi.as_view(), name="auth-refresh"),
-    path("me", apis.MeApi.as_view(), name="auth-me"),
-]
+urlpatterns = router.urls

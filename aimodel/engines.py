@@ -6,7 +6,9 @@ from functools import cache
 
 from django.conf import settings
 
+from aimodel.basic_clean_local import basic_clean_local
 from aimodel.runninghub import RunningHubClient
+from aimodel.tencent_ci import TencentCiError, audit_image_tencent_ci, basic_clean_tencent_ci
 from aimodel.types import AuditResult, AuditVerdict, ImageOutput
 
 
@@ -20,14 +22,10 @@ class EngineError(Exception):
 
 def basic_clean(*, image: bytes, work_prefix: str) -> list[ImageOutput]:
     if settings.BASIC_CLEAN_ENGINE == "tencent_ci":
-        from aimodel.tencent_ci import TencentCiError, basic_clean_tencent_ci
-
         try:
             return basic_clean_tencent_ci(image=image, work_prefix=work_prefix)
         except TencentCiError as exc:
             raise EngineError(str(exc), transient=exc.transient) from exc
-    from aimodel.basic_clean_local import basic_clean_local
-
     try:
         return basic_clean_local(image=image)
     except ValueError as exc:
@@ -37,8 +35,6 @@ def basic_clean(*, image: bytes, work_prefix: str) -> list[ImageOutput]:
 def audit_image(*, key: str) -> AuditResult:
     """Moderation of a stored result. Raises AuditUnavailable when there is no answer."""
     if settings.AUDIT_BACKEND == "tencent_ci":
-        from aimodel.tencent_ci import audit_image_tencent_ci
-
         return audit_image_tencent_ci(key=key)
     return AuditResult(verdict=AuditVerdict.SKIPPED)
 

@@ -169,13 +169,6 @@ class RunningHubClient:
             return
         self._raise_unless_ok(envelope)
 
-    def account_status(self) -> dict[str, str]:
-        envelope = self._call("/uc/openapi/accountStatus", json_body={"apikey": self._api_key})
-        self._raise_unless_ok(envelope)
-        if not isinstance(envelope.data, dict):
-            raise RunningHubTransientError("account status answer has no data object")
-        return {str(key): "" if value is None else str(value) for key, value in envelope.data.items()}
-
     def _call(
         self,
         path: str,

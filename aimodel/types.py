@@ -32,3 +32,14 @@ class AuditResult:
 
 class AuditUnavailable(Exception):
     """The audit service could not give an answer; the caller retries and never treats it as a pass."""
+
+
+@dataclass(frozen=True)
+class Pose12Params:
+    """What a model_pose12 job is asked for; the values are checked where the request is parsed."""
+
+    scene: str = "street"
+    category: str = "dress"
+
+    def as_dict(self) -> dict[str, str]:
+        return {"scene": self.scene, "category": self.category}

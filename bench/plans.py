@@ -17,7 +17,7 @@ from django.utils import timezone
 from bench.images import png_file
 from bench.recorder import Executed, recording
 from tasks.models import Task
-from tasks.services import _requeue_overdue, tasks_sweep
+from tasks.sweep import _requeue_overdue, tasks_sweep
 
 TASK_TABLE = Task._meta.db_table
 

@@ -195,7 +195,7 @@ rewritten by every run; the notes at the end are not.
   it sent is then run under `EXPLAIN (ANALYZE, BUFFERS)` with its own parameters (twice, keeping
   the second, warm run). The due-work look-up is the sweep's requeue step, run in a transaction
   that is rolled back.
-- **Sweep:** `tasks.services.tasks_sweep()` in-process, repeated until a run finds nothing.
+- **Sweep:** `tasks.sweep.tasks_sweep()` in-process, repeated until a run finds nothing.
 
 ## HTTP ({facts.workers} gunicorn workers, {facts.concurrency} client threads)
 

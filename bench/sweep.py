@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from time import perf_counter
 
 from bench.recorder import recording
-from tasks.services import SweepReport, tasks_sweep
+from tasks.sweep import SweepReport, tasks_sweep
 
 MAX_RUNS = 5
 

@@ -6,10 +6,10 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from core.apis import api_not_found, health, serve_media
 
 api_patterns: list[URLPattern | URLResolver] = [
-    path("auth/", include("accounts.urls")),
+    path("", include("accounts.urls")),
     path("", include("quota.urls")),
     path("", include("tasks.urls")),
-    path("media/", include("media.urls")),
+    path("", include("media.urls")),
     path("schema", SpectacularAPIView.as_view(), name="schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     re_path(r"^.*$", api_not_found),

@@ -8,6 +8,7 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.response import HttpResponseBase
 from django.utils import timezone
+from django.views import defaults, static
 from django.views.decorators.cache import never_cache
 from kombu import Connection
 
@@ -56,21 +57,15 @@ def api_not_found(request: HttpRequest, exception: Exception | None = None) -> H
 def server_error(request: HttpRequest) -> HttpResponse:
     if request.path.startswith("/api/"):
         return json_error_response(request, errors.ServerError())
-    from django.views.defaults import server_error as html_server_error
-
-    return html_server_error(request)
+    return defaults.server_error(request)
 
 
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     if request.path.startswith("/api/"):
         return api_not_found(request)
-    from django.views.defaults import page_not_found
-
-    return page_not_found(request, exception)
+    return defaults.page_not_found(request, exception)
 
 
 def serve_media(request: HttpRequest, path: str) -> HttpResponseBase:
     """Files of the local storage backend (read MEDIA_ROOT per request)."""
-    from django.views.static import serve
-
-    return serve(request, path, document_root=str(settings.MEDIA_ROOT))
+    return static.serve(request, path, document_root=str(settings.MEDIA_ROOT))

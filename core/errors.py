@@ -116,10 +116,6 @@ class TaskNotFound(NotFound):
     message_zh, message_en = "任务不存在", "Task not found"
 
 
-class UserNotFound(NotFound):
-    message_zh, message_en = "用户不存在", "User not found"
-
-
 class InvalidTransition(ApplicationError):
     code, http_status = 4005, 409
     message_zh, message_en = "任务状态不允许该操作", "The task's status does not allow this"

@@ -9,11 +9,11 @@ from typing import Any
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, JsonResponse
+from django.utils import translation
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 
 from core import errors
-from core.i18n import request_language
 
 logger = logging.getLogger(__name__)
 
@@ -67,10 +67,14 @@ def to_application_error(exc: BaseException) -> errors.ApplicationError:
     return errors.ServerError()
 
 
+def current_language() -> str:
+    """The language LocaleMiddleware chose for this request: English when asked for, else Chinese."""
+    return "en" if (translation.get_language() or "").startswith("en") else "zh"
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     error = to_application_error(exc)
-    request = context.get("request")
-    response = Response(error.envelope(request_language(request)), status=error.http_status)
+    response = Response(error.envelope(current_language()), status=error.http_status)
     for name, value in error.headers.items():
         response[name] = value
     return response
@@ -79,7 +83,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
 def json_error_response(request: HttpRequest, error: errors.ApplicationError) -> JsonResponse:
     """For errors raised outside DRF views (unknown paths, middleware failures)."""
     response = JsonResponse(
-        error.envelope(request_language(request)), status=error.http_status, json_dumps_params={"ensure_ascii": False}
+        error.envelope(current_language()), status=error.http_status, json_dumps_params={"ensure_ascii": False}
     )
     for name, value in error.headers.items():
         response[name] = value

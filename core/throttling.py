@@ -1,9 +1,13 @@
+"""Login throttles with keys of their own; every other endpoint uses DRF's ScopedRateThrottle."""
+
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 
 class LoginIPThrottle(SimpleRateThrottle):
+    """Per client address, as seen through TRUSTED_PROXIES (REST_FRAMEWORK["NUM_PROXIES"])."""
+
     scope = "login_ip"
 
     def get_cache_key(self, request: Request, view: APIView) -> str:
@@ -21,20 +25,3 @@ class LoginUsernameThrottle(SimpleRateThrottle):
         if not username:
             return None
         return self.cache_format % {"scope": self.scope, "ident": username}
-
-
-class UserRateThrottle(SimpleRateThrottle):
-    """Per-user throttle; the view names the scope."""
-
-    def __init__(self) -> None:
-        pass
-
-    def allow_request(self, request: Request, view: APIView) -> bool:
-        self.scope = getattr(view, "throttle_scope", "")
-        self.rate = self.get_rate()
-        self.num_requests, self.duration = self.parse_rate(self.rate)
-        return super().allow_request(request, view)
-
-    def get_cache_key(self, request: Request, view: APIView) -> str | None:
-        ident = request.user.pk if request.user and request.user.is_authenticated else self.get_ident(request)
-        return self.cache_format % {"scope": self.scope, "ident": ident}

@@ -10,7 +10,7 @@ from qcloud_cos import CosS3Client
 from qcloud_cos.cos_exception import CosClientError, CosServiceError
 
 from core.cos import cos_base_url, cos_client_from_settings, cos_settings
-from media.storage import StorageError
+from media.base import StorageError
 
 PRESIGNED_URL_SECONDS = 3600
 

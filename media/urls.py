@@ -1,5 +1,7 @@
-from django.urls import path
+from core.routers import SpecRouter
+from media.apis import MediaViewSet
 
-from media.apis import UploadApi
+router = SpecRouter()
+router.register("media", MediaViewSet, basename="media")
 
-urlpatterns = [path("upload", UploadApi.as_view(), name="media-upload")]
+urlpatterns = router.urls

@@ -29,12 +29,6 @@ def quota_info(*, user: User) -> QuotaInfo:
     return QuotaInfo(remaining=user.quota_remaining, is_member=user.is_active_member, expire_at=user.quota_expire_at)
 
 
-def quota_check(*, user_id: int, amount: int) -> bool:
-    """Whether `amount` could be charged now (an active member with enough quota)."""
-    info = quota_get(user_id=user_id)
-    return info.is_member and info.remaining >= amount
-
-
 def quota_mismatches() -> list[tuple[str, int, int]]:
     """Users whose balance differs from the sum of their ledger: (username, balance, ledger sum)."""
     ledger_sum = (

@@ -1,5 +1,8 @@
-from django.urls import path
+from rest_framework.routers import SimpleRouter
 
-from quota.apis import QuotaApi
+from quota.apis import QuotaViewSet
 
-urlpatterns = [path("quota", QuotaApi.as_view(), name="quota")]
+router = SimpleRouter(trailing_slash=False)
+router.register("quota", QuotaViewSet, basename="quota")
+
+urlpatterns = router.urls

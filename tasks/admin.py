@@ -22,9 +22,10 @@ from django.utils.timesince import timesince
 from core.admin import ReadOnlyAdminMixin
 from core.errors import ApplicationError
 from media.storage import get_storage
-from tasks.models import ACTIVE_STATUSES, Task, TaskEvent, TaskStatus
+from tasks.actions import task_refund_missing, task_retry
+from tasks.lifecycle import task_fail
+from tasks.models import ACTIVE_STATUSES, Task, TaskEvent, TaskStatus, stuck_condition
 from tasks.selectors import with_refund
-from tasks.services import stuck_condition, task_fail, task_refund_missing, task_retry
 
 STATUS_COLOURS = {
     TaskStatus.PENDING: "#6b7280",
@@ -77,7 +78,7 @@ class StuckFilter(admin.SimpleListFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Task]) -> QuerySet[Task]:
         if self.value() == "yes":
-            return queryset.filter(stuck_condition(now=timezone.now()))
+            return queryset.filter(stuck_condition(timezone.now()))
         return queryset
 
 

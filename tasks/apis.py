@@ -1,134 +1,197 @@
+"""The task API (SPEC §4) as one viewset, plus RunningHub's callback."""
+
 from __future__ import annotations
 
+import builtins
 import hmac
-import logging
+import uuid
 from typing import Any
 
 from django.conf import settings
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, viewsets
 from rest_framework import status as http
-from rest_framework.permissions import AllowAny
+from rest_framework.decorators import action
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
+from rest_framework.throttling import BaseThrottle, ScopedRateThrottle
 
-from accounts.models import User
+from accounts.auth import request_user
 from aimodel.runninghub import parse_webhook
 from core import errors
-from core.throttling import UserRateThrottle
+from core.permissions import CanRunTaskActions
+from core.schema import AUTHENTICATED, error_responses
+from core.serializers import parse
+from tasks.actions import task_cancel, task_update_status
+from tasks.creation import task_create
 from tasks.models import Task, TaskStatus
+from tasks.queue import enqueue_advance
 from tasks.selectors import task_get, task_list
-from tasks.serializers import (
-    StatusUpdateSerializer,
-    TaskCreateSerializer,
-    TaskListQuery,
-    TaskListSerializer,
-    TaskSerializer,
-    task_payload,
+from tasks.serializers import TaskCreateIn, TaskListIn, TaskListOut, TaskOut, TaskStatusIn
+
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="Repeating a request with the same key and body within 24 h answers with the first task",
 )
-from tasks.services import enqueue_advance, task_cancel, task_create, task_update_status
-
-logger = logging.getLogger(__name__)
+TASK_ID = OpenApiParameter("task_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
 
 
-def _body(request: Request) -> dict[str, Any]:
-    if not isinstance(request.data, dict):
-        raise errors.InvalidParams(fields={"body": ["必须是 JSON 对象"]})
-    return request.data
+def _idempotency_key(request: Request) -> str | None:
+    key = request.headers.get("Idempotency-Key", "").strip() or None
+    if key is not None and (len(key) > 255 or not key.isprintable()):
+        raise errors.InvalidParams(fields={"Idempotency-Key": ["最长 255 个可见字符"]})
+    return key
 
 
-class TaskCreateApi(APIView):
-    throttle_classes = [UserRateThrottle]
-    throttle_scope = "task_create"
+def _task_id(value: str) -> uuid.UUID:
+    """Ids that are not UUIDs name no task (4004, like an unknown one)."""
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise errors.TaskNotFound() from None
+
+
+class TaskViewSet(viewsets.ViewSet):
+    permission_classes = [IsAuthenticated]
+    throttle_classes = [ScopedRateThrottle]
+    lookup_url_kwarg = "task_id"
+    lookup_value_regex = "[^/]+"
 
     @extend_schema(
-        request=TaskCreateSerializer,
-        responses={201: TaskSerializer},
-        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
+        operation_id="task_create",
         summary="Order a job (charges its quota)",
+        request=TaskCreateIn,
+        parameters=[IDEMPOTENCY_KEY],
+        responses={
+            201: TaskOut,
+            **error_responses(
+                *AUTHENTICATED,
+                errors.InvalidTaskType,
+                errors.InvalidParams,
+                errors.MembershipRequired,
+                errors.QuotaInsufficient,
+                errors.IdempotencyConflict,
+                errors.RateLimited,
+            ),
+        },
     )
-    def post(self, request: Request) -> Response:
-        body = _body(request)
-        key = request.headers.get("Idempotency-Key", "").strip() or None
-        if key is not None and len(key) > 255:
-            raise errors.InvalidParams(fields={"Idempotency-Key": ["最长 255 个字符"]})
-        user: User = request.user  # type: ignore[assignment]
+    def create(self, request: Request) -> Response:
+        data = parse(TaskCreateIn, request.data)
         created = task_create(
-            user=user,
-            task_type=body.get("type"),
-            input_image_url=body.get("inputImageUrl"),
-            params=body.get("params"),
-            idempotency_key=key,
+            user=request_user(request),
+            task_type=data["type"],
+            input_image_url=data["inputImageUrl"],
+            params=data["params"],
+            idempotency_key=_idempotency_key(request),
         )
-        response = Response(task_payload(created.task), status=http.HTTP_201_CREATED)
+        response = Response(TaskOut(created.task).data, status=http.HTTP_201_CREATED)
         if created.replayed:
             response["Idempotent-Replayed"] = "true"
         return response
 
-
-class TaskListApi(APIView):
-    @extend_schema(parameters=[TaskListQuery], responses=TaskListSerializer, summary="The user's tasks, newest first")
-    def get(self, request: Request) -> Response:
-        query = TaskListQuery(data=request.query_params)
+    @extend_schema(
+        operation_id="task_list",
+        summary="The member's tasks, newest first",
+        parameters=[TaskListIn],
+        responses={200: TaskListOut, **error_responses(*AUTHENTICATED, errors.InvalidParams)},
+    )
+    def list(self, request: Request) -> Response:
+        query = TaskListIn(data=request.query_params)
         query.is_valid(raise_exception=True)
         params = query.validated_data
         tasks, total = task_list(
-            user=request.user,  # type: ignore[arg-type]
+            user=request_user(request),
             limit=params["limit"],
             offset=params["offset"],
             status=params.get("status"),
             task_type=params.get("type"),
         )
         return Response(
-            {
-                "tasks": [task_payload(t) for t in tasks],
-                "total": total,
-                "limit": params["limit"],
-                "offset": params["offset"],
-            }
+            TaskListOut({"tasks": tasks, "total": total, "limit": params["limit"], "offset": params["offset"]}).data
         )
 
+    @extend_schema(
+        operation_id="task_get",
+        summary="One of the member's tasks",
+        parameters=[TASK_ID],
+        responses={200: TaskOut, **error_responses(*AUTHENTICATED, errors.TaskForbidden, errors.TaskNotFound)},
+    )
+    def retrieve(self, request: Request, task_id: str) -> Response:
+        return Response(TaskOut(task_get(task_id=_task_id(task_id), user=request_user(request))).data)
 
-class TaskDetailApi(APIView):
-    @extend_schema(responses=TaskSerializer, summary="One of the user's tasks")
-    def get(self, request: Request, task_id: str) -> Response:
-        return Response(task_payload(task_get(task_id=task_id, user=request.user)))  # type: ignore[arg-type]
+    @extend_schema(
+        operation_id="task_cancel",
+        summary="Cancel a pending or processing task (refunds it)",
+        request=None,
+        parameters=[TASK_ID],
+        responses={
+            200: TaskOut,
+            **error_responses(*AUTHENTICATED, errors.TaskForbidden, errors.TaskNotFound, errors.InvalidTransition),
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, task_id: str) -> Response:
+        return Response(TaskOut(task_cancel(task_id=_task_id(task_id), user=request_user(request))).data)
 
-
-class TaskCancelApi(APIView):
-    @extend_schema(request=None, responses=TaskSerializer, summary="Cancel a pending or processing task (refunds it)")
-    def post(self, request: Request, task_id: str) -> Response:
-        task = task_cancel(task_id=task_id, user=request.user)  # type: ignore[arg-type]
-        return Response(task_payload(task_get(task_id=task.pk, user=request.user)))  # type: ignore[arg-type]
-
-
-class TaskStatusApi(APIView):
-    @extend_schema(request=StatusUpdateSerializer, responses=TaskSerializer, summary="Staff: change a task's status")
-    def put(self, request: Request, task_id: str) -> Response:
-        if not request.user.is_staff:
-            raise errors.Forbidden()
-        body = _body(request)
+    @extend_schema(
+        operation_id="task_set_status",
+        summary="Staff: force a task's status (failing refunds it)",
+        request=TaskStatusIn,
+        parameters=[TASK_ID],
+        responses={
+            200: TaskOut,
+            **error_responses(
+                *AUTHENTICATED, errors.InvalidParams, errors.Forbidden, errors.TaskNotFound, errors.InvalidTransition
+            ),
+        },
+    )
+    @action(detail=True, methods=["put"], url_path="status", permission_classes=[CanRunTaskActions])
+    def set_status(self, request: Request, task_id: str) -> Response:
+        data = parse(TaskStatusIn, request.data)
         task = task_update_status(
-            task_id=task_id,
-            status=body.get("status"),
-            actor=request.user,
-            result_urls=body.get("resultUrls"),
-            error_message=body.get("errorMessage"),
+            task_id=_task_id(task_id),
+            status=TaskStatus(data["status"]),
+            actor=request_user(request),
+            result_urls=data.get("resultUrls"),
+            error_message=data.get("errorMessage"),
         )
-        from tasks.selectors import with_refund
+        return Response(TaskOut(task).data)
 
-        return Response(task_payload(with_refund(Task.objects.filter(pk=task.pk)).get()))
+    def get_throttles(self) -> builtins.list[BaseThrottle]:
+        # Only ordering is throttled per member (ScopedRateThrottle skips views without a scope).
+        if self.action == "create":
+            self.throttle_scope = "task_create"
+        return super().get_throttles()
 
 
-class RunningHubWebhookApi(APIView):
+WebhookReceived = inline_serializer("WebhookReceived", {"received": serializers.BooleanField()})
+
+
+class RunningHubWebhookViewSet(viewsets.ViewSet):
     """RunningHub's callback. It carries no signature, so the URL holds a secret (`?token=`) and
     the body is only a hint: the worker confirms with /task/openapi/outputs before anything changes."""
 
     permission_classes = [AllowAny]
-    authentication_classes = []
+    authentication_classes: list[Any] = []
 
-    @extend_schema(request=None, responses={200: None}, summary="RunningHub task-finished callback")
-    def post(self, request: Request) -> Response:
+    @extend_schema(
+        operation_id="webhook_runninghub",
+        summary="RunningHub task-finished callback",
+        request=OpenApiTypes.OBJECT,
+        parameters=[OpenApiParameter("token", str, OpenApiParameter.QUERY, required=True)],
+        responses={
+            200: OpenApiResponse(WebhookReceived),
+            **error_responses(errors.InvalidParams, errors.Forbidden),
+        },
+        auth=[],
+    )
+    @action(detail=False, methods=["post"])
+    def runninghub(self, request: Request) -> Response:
         token = request.query_params.get("token", "")
         if not hmac.compare_digest(token.encode(), settings.RUNNINGHUB_WEBHOOK_SECRET.encode()):
             raise errors.Forbidden()

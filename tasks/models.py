@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 
 
 class TaskType(models.TextChoices):
@@ -19,7 +21,50 @@ class TaskStatus(models.TextChoices):
 
 
 ACTIVE_STATUSES = (TaskStatus.PENDING, TaskStatus.PROCESSING)
-TERMINAL_STATUSES = (TaskStatus.SUCCESS, TaskStatus.FAILED)
+
+
+def pending_cutoff(now: datetime) -> datetime:
+    """A task created before this and still pending has timed out (TASK_PENDING_TIMEOUT)."""
+    return now - timedelta(seconds=settings.TASK_PENDING_TIMEOUT)
+
+
+def processing_cutoff(now: datetime) -> datetime:
+    """A task started before this and still processing has timed out (TASK_PROCESSING_TIMEOUT)."""
+    return now - timedelta(seconds=settings.TASK_PROCESSING_TIMEOUT)
+
+
+def processing_hard_limit(started_at: datetime) -> datetime:
+    """Past this even a finished RunningHub job is no longer collected: the task fails."""
+    return started_at + timedelta(seconds=2 * settings.TASK_PROCESSING_TIMEOUT)
+
+
+class TaskQuerySet(models.QuerySet["Task"]):
+    """The timeout and lease rules as query conditions: the one place where "timed out" and "no
+    worker holds it" are written, shared by the worker, the sweep, the admin and the dashboard."""
+
+    def active(self) -> TaskQuerySet:
+        return self.filter(status__in=ACTIVE_STATUSES)
+
+    def stale_pending(self, now: datetime) -> TaskQuerySet:
+        return self.filter(status=TaskStatus.PENDING, created_at__lt=pending_cutoff(now))
+
+    def stale_processing(self, now: datetime) -> TaskQuerySet:
+        return self.filter(status=TaskStatus.PROCESSING, started_at__lt=processing_cutoff(now))
+
+    def stuck(self, now: datetime) -> TaskQuerySet:
+        """Active tasks past their timeout: what the sweep will fail, and what support may retry."""
+        return self.filter(stuck_condition(now))
+
+    def lease_free(self, now: datetime) -> TaskQuerySet:
+        """No worker holds the task (its lease is unset or has run out)."""
+        return self.filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+
+
+def stuck_condition(now: datetime) -> Q:
+    """The condition behind TaskQuerySet.stuck, for aggregates that filter inside COUNT()."""
+    return Q(status=TaskStatus.PENDING, created_at__lt=pending_cutoff(now)) | Q(
+        status=TaskStatus.PROCESSING, started_at__lt=processing_cutoff(now)
+    )
 
 
 class Task(models.Model):
@@ -53,6 +98,8 @@ class Task(models.Model):
     updated_at = models.DateTimeField("更新时间", auto_now=True)
     started_at = models.DateTimeField("开始时间", null=True, blank=True)
     completed_at = models.DateTimeField("完成时间", null=True, blank=True)
+
+    objects = TaskQuerySet.as_manager()
 
     class Meta:
         verbose_name = "任务"

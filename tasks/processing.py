@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import datetime, timedelta
+from urllib.parse import urlencode
 
 from django.conf import settings
-from django.db.models import F, Q
 from django.utils import timezone
 
 from aimodel.engines import EngineError, audit_blocks, audit_image, basic_clean, runninghub_client
@@ -31,21 +31,22 @@ from media.fetch import FetchError, fetch
 from media.images import image_inspect
 from media.services import media_result_key, upload_key_for_url
 from media.storage import get_storage
-from tasks.models import ACTIVE_STATUSES, Task, TaskStatus, TaskType
-from tasks.services import (
+from tasks.lifecycle import (
     AUDIT_BLOCKED,
     PROCESSING_TIMED_OUT,
-    enqueue_advance,
-    pending_cutoff,
     pending_timeout_message,
+    task_claim,
     task_fail,
+    task_release,
     task_start,
     task_succeed,
+    task_wake,
 )
+from tasks.models import Task, TaskStatus, TaskType, pending_cutoff, processing_hard_limit
+from tasks.queue import enqueue_advance
 
 logger = logging.getLogger(__name__)
 
-LEASE = timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 60)
 MAX_TRANSIENT_ERRORS = 10
 # Waiting for RunningHub's queue backs off like an error but must not use up the error budget:
 # it raises the shared counter only this far.
@@ -65,32 +66,6 @@ class Fail(Exception):
     """The task cannot succeed; the message is shown to the user."""
 
 
-def _claim(task_id: uuid.UUID, token: datetime | None) -> Task | None:
-    now = timezone.now()
-    claimable = Task.objects.filter(pk=task_id, status__in=ACTIVE_STATUSES).filter(
-        Q(lease_until__isnull=True) | Q(lease_until__lt=now)
-    )
-    if token is not None:
-        claimable = claimable.filter(next_attempt_at=token)
-    if claimable.update(lease_until=now + LEASE) == 0:
-        return None
-    return Task.objects.filter(pk=task_id).select_related("user").first()
-
-
-def _release(task: Task, *, delay: float, error: bool | None) -> None:
-    """Schedule the next step `delay` seconds from now, if this worker still holds the lease.
-    error=True counts a transient failure, False resets the count, None leaves it."""
-    due = timezone.now() + timedelta(seconds=delay)
-    changes: dict[str, object] = {"next_attempt_at": due, "lease_until": None}
-    if error is True:
-        changes["transient_errors"] = F("transient_errors") + 1
-    elif error is False:
-        changes["transient_errors"] = 0
-    held = Task.objects.filter(pk=task.pk, lease_until=task.lease_until, status__in=ACTIVE_STATUSES).update(**changes)
-    if held:
-        enqueue_advance(task_id=task.pk, due=due, countdown=delay)
-
-
 def _backoff(task: Task) -> float:
     return float(min(settings.RUNNINGHUB_POLL_INTERVAL * 2 ** min(task.transient_errors, 6), MAX_BACKOFF_SECONDS))
 
@@ -98,7 +73,7 @@ def _backoff(task: Task) -> float:
 def task_advance(*, task_id: uuid.UUID, token: datetime | None) -> None:
     """Do the task's next step. `token` is the due time the message was queued for; None (a
     webhook) takes over whatever is scheduled."""
-    task = _claim(task_id, token)
+    task = task_claim(task_id=task_id, token=token)
     if task is None:
         return
     if task.status == TaskStatus.PENDING and task.created_at < pending_cutoff(timezone.now()):
@@ -118,7 +93,7 @@ def task_advance(*, task_id: uuid.UUID, token: datetime | None) -> None:
             return
         logger.info("task %s will retry: %s", task.pk, retry)
         raise_count = retry.counts or task.transient_errors < QUEUE_FULL_BACKOFF_STEPS
-        _release(task, delay=_backoff(task), error=True if raise_count else None)
+        task_release(task=task, delay=_backoff(task), error=True if raise_count else None)
     except Fail as failure:
         task_fail(task_id=task.pk, reason=str(failure))
 
@@ -196,7 +171,8 @@ def _delete_quietly(keys: list[str]) -> None:
 def _run_basic_clean(task: Task) -> None:
     if task.status == TaskStatus.PENDING and task_start(task_id=task.pk) is None:
         return
-    image = _input_image(task)
+    # The engine decodes the photo: it gets only what passed the same checks as an upload.
+    image = _checked_image("input", _input_image(task)).data
     try:
         outputs = basic_clean(image=image, work_prefix=f"work/{task.pk}")
     except EngineError as exc:
@@ -224,9 +200,14 @@ def _uploaded_input(task: Task, client: RunningHubClient) -> str:
 
 def _submit_pose12(task: Task) -> None:
     client = runninghub_client()
-    prompt = prompt_for(scene=task.params.get("scene", "street"), category=task.params.get("category", "dress"))
+    try:
+        prompt = prompt_for(scene=task.params.get("scene", "street"), category=task.params.get("category", "dress"))
+    except LookupError as exc:
+        raise Fail("缺少该场景和品类的提示词模板") from exc
     base = settings.PUBLIC_BASE_URL.rstrip("/")
-    webhook = f"{base}/api/webhooks/runninghub?token={settings.RUNNINGHUB_WEBHOOK_SECRET}" if base else None
+    webhook = (
+        f"{base}/api/webhooks/runninghub?{urlencode({'token': settings.RUNNINGHUB_WEBHOOK_SECRET})}" if base else None
+    )
     try:
         file_name = _uploaded_input(task, client)
         vendor_id = client.run_app(
@@ -261,7 +242,7 @@ def _follow_pose12(task: Task) -> None:
     except RunningHubError as exc:
         raise Retry(f"查询 RunningHub 失败: {exc}") from exc
     if outcome.state == OutcomeState.PENDING:
-        _release(task, delay=settings.RUNNINGHUB_POLL_INTERVAL, error=False)
+        task_release(task=task, delay=settings.RUNNINGHUB_POLL_INTERVAL, error=False)
         return
     if outcome.state == OutcomeState.FAILED:
         task_fail(task_id=task.pk, reason=f"生成失败: {outcome.failed_reason or '未知原因'}", cancel_vendor=False)
@@ -296,17 +277,16 @@ def task_processing_timed_out(*, task_id: uuid.UUID) -> bool:
     if task is None:
         return False
     if task.type == TaskType.MODEL_POSE12 and task.vendor_task_id and task.started_at:
-        hard_limit = task.started_at + timedelta(seconds=2 * settings.TASK_PROCESSING_TIMEOUT)
         try:
             outcome = runninghub_client().outputs(task_id=task.vendor_task_id)
         except RunningHubError:
             outcome = None
         now = timezone.now()
-        if outcome is not None and outcome.state == OutcomeState.SUCCESS and now < hard_limit:
-            idle = Task.objects.filter(pk=task.pk, status=TaskStatus.PROCESSING).filter(
-                Q(lease_until__isnull=True) | Q(lease_until__lt=now)
-            )
-            if idle.update(next_attempt_at=now, lease_until=None):
-                enqueue_advance(task_id=task.pk, due=now)
+        if (
+            outcome is not None
+            and outcome.state == OutcomeState.SUCCESS
+            and now < processing_hard_limit(task.started_at)
+        ):
+            task_wake(task_id=task.pk, now=now)
             return False
     return task_fail(task_id=task.pk, reason=PROCESSING_TIMED_OUT, from_statuses=(TaskStatus.PROCESSING,)) is not None

@@ -1,77 +1,148 @@
+"""The task API's shapes: input serializers that hand typed values to the services, and the one
+output serializer that is both the payload and its schema."""
+
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from aimodel.models import Category, Scene
+from aimodel.types import Pose12Params
+from core import errors
+from core.serializers import StrictCharField, UtcDateTimeField, no_nul
 from media.storage import get_storage
-from tasks.models import Task
+from tasks.models import Task, TaskStatus, TaskType
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
+class TaskOut(serializers.ModelSerializer[Task]):
+    inputImageUrl = serializers.CharField(source="input_image_url")
+    resultUrls = serializers.SerializerMethodField()
+    errorMessage = serializers.SerializerMethodField()
+    createdAt = UtcDateTimeField(source="created_at")
+    updatedAt = UtcDateTimeField(source="updated_at")
+    startedAt = UtcDateTimeField(source="started_at", allow_null=True)
+    completedAt = UtcDateTimeField(source="completed_at", allow_null=True)
+    quotaCharged = serializers.IntegerField(source="cost")
+    quotaRefunded = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Task
+        fields = (
+            "id",
+            "type",
+            "status",
+            "inputImageUrl",
+            "params",
+            "resultUrls",
+            "errorMessage",
+            "createdAt",
+            "updatedAt",
+            "startedAt",
+            "completedAt",
+            "quotaCharged",
+            "quotaRefunded",
+        )
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.ListField(child=serializers.URLField()))
+    def get_resultUrls(self, task: Task) -> list[str]:
+        # A private bucket's files get a fresh signature each time they are handed out.
+        storage = get_storage()
+        return [storage.signed(url) for url in task.result_urls]
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_errorMessage(self, task: Task) -> str | None:
+        return task.error_message or None
+
+    @extend_schema_field(serializers.IntegerField())
+    def get_quotaRefunded(self, task: Task) -> int:
+        return int(getattr(task, "quota_refunded", 0))
 
 
-def task_payload(task: Task) -> dict[str, Any]:
-    storage = get_storage()
-    return {
-        "id": str(task.id),
-        "type": task.type,
-        "status": task.status,
-        "inputImageUrl": task.input_image_url,
-        "params": task.params,
-        "resultUrls": [storage.signed(url) for url in task.result_urls],
-        "errorMessage": task.error_message or None,
-        "createdAt": _iso(task.created_at),
-        "updatedAt": _iso(task.updated_at),
-        "startedAt": _iso(task.started_at),
-        "completedAt": _iso(task.completed_at),
-        "quotaCharged": task.cost,
-        "quotaRefunded": getattr(task, "quota_refunded", 0),
-    }
-
-
-class TaskSerializer(serializers.Serializer[Any]):
-    """Schema of task_payload for the OpenAPI document."""
-
-    id = serializers.UUIDField()
-    type = serializers.ChoiceField(choices=["basic_clean", "model_pose12"])
-    status = serializers.ChoiceField(choices=["pending", "processing", "success", "failed"])
-    inputImageUrl = serializers.CharField()
-    params = serializers.DictField()
-    resultUrls = serializers.ListField(child=serializers.CharField())
-    errorMessage = serializers.CharField(allow_null=True)
-    createdAt = serializers.DateTimeField()
-    updatedAt = serializers.DateTimeField()
-    startedAt = serializers.DateTimeField(allow_null=True)
-    completedAt = serializers.DateTimeField(allow_null=True)
-    quotaCharged = serializers.IntegerField()
-    quotaRefunded = serializers.IntegerField()
-
-
-class TaskCreateSerializer(serializers.Serializer[Any]):
-    type = serializers.CharField()
-    inputImageUrl = serializers.CharField()
-    params = serializers.DictField(required=False)
-
-
-class TaskListSerializer(serializers.Serializer[Any]):
-    tasks = TaskSerializer(many=True)
+class TaskListOut(serializers.Serializer[Any]):
+    tasks = TaskOut(many=True)
     total = serializers.IntegerField()
     limit = serializers.IntegerField()
     offset = serializers.IntegerField()
 
 
-class TaskListQuery(serializers.Serializer[Any]):
+class TaskTypeField(serializers.ChoiceField):
+    """A type outside the list is 4001 (SPEC §2), not the generic 4002."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(choices=TaskType.choices, **kwargs)
+
+    def run_validation(self, data: Any = serializers.empty) -> Any:
+        try:
+            return super().run_validation(data)
+        except serializers.ValidationError as exc:
+            raise errors.InvalidTaskType() from exc
+
+
+class Pose12ParamsIn(serializers.Serializer[Any]):
+    scene = serializers.ChoiceField(choices=Scene.choices, default=Scene.STREET)
+    category = serializers.ChoiceField(choices=Category.choices, default=Category.DRESS)
+
+
+class TaskCreateIn(serializers.Serializer[Any]):
+    type = TaskTypeField()
+    inputImageUrl = StrictCharField(max_length=2048, validators=[no_nul])
+    params = serializers.JSONField(
+        required=False, allow_null=True, help_text="model_pose12: {scene, category}; basic_clean: none"
+    )
+
+    class Meta:
+        ref_name = "TaskCreate"
+
+    def validate_params(self, params: Any) -> Any:
+        if params is not None and not isinstance(params, dict):
+            raise serializers.ValidationError("必须是对象")
+        return params or {}
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        params: dict[str, Any] = attrs.get("params") or {}
+        if attrs["type"] == TaskType.BASIC_CLEAN:
+            if params:
+                raise errors.InvalidParams(fields={"params": [f"不支持的参数: {', '.join(sorted(map(str, params)))}"]})
+            attrs["params"] = {}
+            return attrs
+        unknown = set(params) - set(Pose12ParamsIn().fields)
+        if unknown:
+            raise errors.InvalidParams(fields={"params": [f"不支持的参数: {', '.join(sorted(map(str, unknown)))}"]})
+        checked = Pose12ParamsIn(data=params)
+        if not checked.is_valid():
+            raise errors.InvalidParams(
+                fields={f"params.{name}": [str(m) for m in messages] for name, messages in checked.errors.items()}
+            )
+        attrs["params"] = Pose12Params(**checked.validated_data).as_dict()
+        return attrs
+
+
+class TaskListIn(serializers.Serializer[Any]):
     limit = serializers.IntegerField(min_value=1, max_value=100, default=10)
     offset = serializers.IntegerField(min_value=0, default=0)
-    # Blank is allowed here so that `?status=` reaches task_list and is refused there as unknown.
-    status = serializers.CharField(required=False, allow_blank=True)
-    type = serializers.CharField(required=False, allow_blank=True)
+    # Blank is let through the field so that `?status=` is refused below rather than ignored.
+    status = serializers.ChoiceField(choices=TaskStatus.choices, required=False, allow_blank=True)
+    type = serializers.ChoiceField(choices=TaskType.choices, required=False, allow_blank=True)
+
+    def validate_status(self, value: str) -> str:
+        if not value:
+            raise serializers.ValidationError("不能为空")
+        return value
+
+    def validate_type(self, value: str) -> str:
+        return self.validate_status(value)
 
 
-class StatusUpdateSerializer(serializers.Serializer[Any]):
-    status = serializers.CharField()
-    resultUrls = serializers.ListField(child=serializers.CharField(), required=False)
-    errorMessage = serializers.CharField(required=False)
+class TaskStatusIn(serializers.Serializer[Any]):
+    status = serializers.ChoiceField(choices=TaskStatus.choices)
+    resultUrls = serializers.ListField(child=StrictCharField(max_length=2048), required=False, max_length=50)
+    errorMessage = StrictCharField(required=False, max_length=500, validators=[no_nul])
+
+    def validate_resultUrls(self, urls: list[str]) -> list[str]:
+        storage = get_storage()
+        if any(storage.key_for_url(url) is None for url in urls):
+            raise serializers.ValidationError("只接受本服务存储中的文件地址")
+        return urls

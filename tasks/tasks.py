@@ -1,4 +1,5 @@
-"""Celery entry points: thin wrappers that parse ids and call one service."""
+"""Celery entry points: thin wrappers that parse ids and call one service. Their names are the
+ones `tasks/queue.py` sends."""
 
 from __future__ import annotations
 
@@ -9,33 +10,31 @@ from celery import shared_task
 
 from aimodel.engines import runninghub_client
 from aimodel.runninghub import RunningHubFinalError, RunningHubTransientError
+from tasks import queue
+from tasks.processing import task_advance
+from tasks.sweep import tasks_sweep
 
 
-@shared_task(name="tasks.advance", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+@shared_task(name=queue.ADVANCE, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def advance(task_id: str, due: str | None = None) -> None:
-    from tasks.processing import task_advance
-
     task_advance(task_id=uuid.UUID(task_id), token=datetime.fromisoformat(due) if due else None)
 
 
-@shared_task(name="tasks.sweep", ignore_result=True)
+@shared_task(name=queue.SWEEP, ignore_result=True)
 def sweep() -> dict[str, int]:
-    from tasks.services import tasks_sweep
-
     report = tasks_sweep()
     return {"failed": report.failed, "requeued": report.requeued, "quota_expired": report.quota_expired}
 
 
 @shared_task(
-    name="tasks.cancel_vendor_task",
-    bind=True,
+    name=queue.CANCEL_VENDOR_TASK,
     autoretry_for=(RunningHubTransientError,),
     retry_backoff=5,
     retry_backoff_max=60,
     max_retries=5,
     ignore_result=True,
 )
-def cancel_vendor_task(self: object, vendor_task_id: str) -> None:
+def cancel_vendor_task(vendor_task_id: str) -> None:
     try:
         runninghub_client().cancel(task_id=vendor_task_id)
     except RunningHubFinalError:

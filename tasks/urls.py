@@ -1,12 +1,11 @@
-from django.urls import path
+from rest_framework.routers import SimpleRouter
 
-from tasks import apis
+from core.routers import SpecRouter
+from tasks.apis import RunningHubWebhookViewSet, TaskViewSet
 
-urlpatterns = [
-    path("task/create", apis.TaskCreateApi.as_view(), name="task-create"),
-    path("task/list", apis.TaskListApi.as_view(), name="task-list"),
-    path("task/<str:task_id>", apis.TaskDetailApi.as_view(), name="task-detail"),
-    path("task/<str:task_id>/cancel", apis.TaskCancelApi.as_view(), name="task-cancel"),
-    path("task/<str:task_id>/status", apis.TaskStatusApi.as_view(), name="task-status"),
-    path("webhooks/runninghub", apis.RunningHubWebhookApi.as_view(), name="runninghub-webhook"),
-]
+tasks_router = SpecRouter()
+tasks_router.register("task", TaskViewSet, basename="task")
+webhooks_router = SimpleRouter(trailing_slash=False)
+webhooks_router.register("webhooks", RunningHubWebhookViewSet, basename="webhook")
+
+urlpatterns = tasks_router.urls + webhooks_router.urls

@@ -230,7 +230,6 @@ def test_a_wrong_key_is_final(sim: SimulatorHandle) -> None:
         lambda: intruder.upload_image(data=photo_png(), filename="a.png", content_type="image/png"),
         lambda: intruder.run_app(webapp_id=WEBAPP_ID, node_info_list=nodes("api/x.png")),
         lambda: intruder.outputs(task_id="1907035719658053634"),
-        intruder.account_status,
     ]
     for call in calls:
         with pytest.raises(RunningHubFinalError) as raised:
@@ -277,17 +276,6 @@ def test_cancel_stops_a_running_task_and_ignores_unknown_ones(client: RunningHub
     assert client.outputs(task_id=task_id).state is OutcomeState.FAILED
 
 
-def test_account_status_reports_strings(client: RunningHubClient, sim: SimulatorHandle) -> None:
-    start_task(client)
-
-    status = client.account_status()
-
-    assert status["currentTaskCounts"] == "1"
-    assert set(status) == {"remainCoins", "currentTaskCounts", "remainMoney", "currency", "apiType"}
-    assert all(isinstance(value, str) for value in status.values())
-    assert sim.state()["requestKeys"]["/uc/openapi/accountStatus"] == ["apikey"]
-
-
 def test_requests_carry_the_documented_fields(client: RunningHubClient, sim: SimulatorHandle) -> None:
     task_id = start_task(client, webhook_url="http://127.0.0.1:9/hook")
     client.outputs(task_id=task_id)
@@ -312,14 +300,14 @@ def test_a_slow_answer_times_out_as_transient(sim: SimulatorHandle) -> None:
     impatient = RunningHubClient(base_url=sim.base_url, api_key=sim.api_key, read_timeout=0.1)
 
     with pytest.raises(RunningHubTransientError):
-        impatient.account_status()
+        impatient.outputs(task_id="1907035719658053634")
 
 
 def test_an_http_error_that_is_not_a_server_fault_is_final(sim: SimulatorHandle) -> None:
     misrouted = RunningHubClient(base_url=sim.base_url + "/not-runninghub", api_key=sim.api_key)
 
     with pytest.raises(RunningHubFinalError, match="HTTP 404"):
-        misrouted.account_status()
+        misrouted.outputs(task_id="1907035719658053634")
 
 
 class _WebhookReceiver(BaseHTTPRequestHandler):

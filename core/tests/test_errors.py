@@ -26,7 +26,6 @@ EXPECTED = {
     errors.TaskForbidden: (403, 4003, "无权访问该任务"),
     errors.NotFound: (404, 4004, "资源不存在"),
     errors.TaskNotFound: (404, 4004, "任务不存在"),
-    errors.UserNotFound: (404, 4004, "用户不存在"),
     errors.InvalidTransition: (409, 4005, "任务状态不允许该操作"),
     errors.IdempotencyConflict: (409, 4009, "幂等键冲突"),
     errors.RateLimited: (429, 4029, "请求过于频繁"),
@@ -119,9 +118,24 @@ def test_schema_and_docs_are_served() -> None:
     assert document["openapi"].startswith("3.")
     for path in ("/api/auth/login", "/api/task/create", "/api/task/list", "/api/task/{task_id}", "/api/media/upload"):
         assert path in document["paths"], path
-    login = document["paths"]["/api/auth/login"]["post"]["responses"]
-    assert login["200"]["content"]["application/json"]["schema"]["properties"]["success"]["enum"] == [True]
-    assert login["default"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+    schemas = document["components"]["schemas"]
+    login = document["paths"]["/api/auth/login"]["post"]
+    assert login["operationId"] == "auth_login"
+    assert list(login["requestBody"]["content"]) == ["application/json"]
+    answer = login["responses"]["200"]["content"]["application/json"]["schema"]
+    assert answer == {"$ref": "#/components/schemas/LoginOutEnvelope"}
+    assert schemas["LoginOutEnvelope"]["properties"]["success"]["enum"] == [True]
+    assert schemas["LoginOutEnvelope"]["properties"]["data"] == {"$ref": "#/components/schemas/LoginOut"}
+    refused = login["responses"]["400"]
+    assert refused["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorEnvelope"}
+    assert "2001" in refused["description"] and "4002" in refused["description"]
+    assert "Retry-After" in login["responses"]["429"]["headers"]
+    upload = document["paths"]["/api/media/upload"]["post"]["requestBody"]["content"]
+    assert list(upload) == ["multipart/form-data"]
+    file_schema = schemas[upload["multipart/form-data"]["schema"]["$ref"].rsplit("/", 1)[1]]["properties"]["file"]
+    assert file_schema == {"type": "string", "format": "binary", "description": file_schema.get("description")}
+    task = schemas["TaskOut"]["properties"]
+    assert schemas[task["type"]["allOf"][0]["$ref"].rsplit("/", 1)[1]]["enum"] == ["basic_clean", "model_pose12"]
     assert "bearerAuth" in document["components"]["securitySchemes"]
     docs = Client().get("/api/docs")
     assert docs.status_code == 200 and b"swagger" in docs.content.lower()

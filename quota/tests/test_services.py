@@ -9,7 +9,7 @@ from accounts.models import User
 from accounts.tests.factories import make_member, make_user
 from core import errors
 from quota.models import LedgerKind, QuotaLedger
-from quota.selectors import quota_check, quota_get, quota_mismatches
+from quota.selectors import quota_get, quota_mismatches
 from quota.services import quota_adjust, quota_deduct, quota_expire_lapsed, quota_grant, quota_refund
 
 pytestmark = pytest.mark.django_db
@@ -131,13 +131,11 @@ def test_expire_lapsed_is_set_based_and_idempotent(django_assert_max_num_queries
     assert quota_mismatches() == []
 
 
-def test_get_and_check() -> None:
+def test_get() -> None:
     user = make_member(quota=2)
     info = quota_get(user_id=user.pk)
     assert (info.remaining, info.is_member) == (2, True)
-    assert quota_check(user_id=user.pk, amount=2) is True
-    assert quota_check(user_id=user.pk, amount=3) is False
-    assert quota_check(user_id=make_user().pk, amount=1) is False
+    assert quota_get(user_id=make_user().pk).is_member is False
     with pytest.raises(errors.QuotaUserNotFound):
         quota_get(user_id=123_456_789)
 

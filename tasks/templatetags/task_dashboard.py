@@ -10,8 +10,7 @@ from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from quota.models import LedgerKind, QuotaLedger
-from tasks.models import ACTIVE_STATUSES, Task, TaskStatus
-from tasks.services import stuck_condition
+from tasks.models import ACTIVE_STATUSES, Task, TaskStatus, stuck_condition
 
 register = template.Library()
 
@@ -34,8 +33,8 @@ def task_dashboard(context: dict[str, Any]) -> dict[str, Any]:
         .order_by("-n", "error_message")[:TOP_FAILURE_REASONS]
     )
     stuck = Task.objects.filter(status__in=ACTIVE_STATUSES).aggregate(
-        pending=Count("pk", filter=stuck_condition(now=now) & Q(status=TaskStatus.PENDING)),
-        processing=Count("pk", filter=stuck_condition(now=now) & Q(status=TaskStatus.PROCESSING)),
+        pending=Count("pk", filter=stuck_condition(now) & Q(status=TaskStatus.PENDING)),
+        processing=Count("pk", filter=stuck_condition(now) & Q(status=TaskStatus.PROCESSING)),
     )
     today = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
     quota = QuotaLedger.objects.filter(created_at__gte=today).aggregate(

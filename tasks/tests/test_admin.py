@@ -6,11 +6,12 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 
 from accounts.models import User
-from accounts.tests.admin_helpers import logged_in, make_superuser, make_support, make_task
+from accounts.tests.admin_helpers import logged_in, make_superuser, make_support
 from accounts.tests.factories import make_member, make_user
 from quota.models import LedgerKind, QuotaLedger
 from quota.selectors import quota_mismatches
 from tasks.models import Task, TaskEvent, TaskStatus
+from tasks.tests.factories import make_task
 
 pytestmark = pytest.mark.django_db
 

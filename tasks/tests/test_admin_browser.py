@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 
-from accounts.tests.admin_helpers import make_support, make_task
+from accounts.tests.admin_helpers import make_support
 from accounts.tests.factories import PASSWORD, make_member
 from media.tests.images import product_photo
 from quota.models import LedgerKind, QuotaLedger
 from tasks.models import Task, TaskEvent, TaskStatus
+from tasks.tests.factories import make_task
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")

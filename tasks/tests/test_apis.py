@@ -1,3 +1,4 @@
+import io
 import socket
 import uuid
 from collections.abc import Callable
@@ -6,10 +7,12 @@ from unittest import mock
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from PIL import Image
 from rest_framework.test import APIClient
 
 from accounts.models import User
 from accounts.tests.factories import make_member, make_user
+from media.tests.images import product_photo
 from quota.models import LedgerKind, QuotaLedger
 from quota.selectors import quota_mismatches
 from tasks.models import Task, TaskEvent
@@ -21,6 +24,14 @@ Client = Callable[[User], APIClient]
 
 def error_of(response: Any) -> tuple[int, int]:
     return response.status_code, response.json()["error"]["code"]
+
+
+def upload_as(client: APIClient) -> str:
+    """The URL of a photo uploaded by the client's own user (only own uploads are accepted)."""
+    photo = SimpleUploadedFile("p.png", product_photo(), "image/png")
+    response = client.post("/api/media/upload", {"file": photo}, format="multipart")
+    assert response.status_code == 201, response.content
+    return str(response.json()["data"]["url"])
 
 
 def create(client: APIClient, body: Any, **headers: Any) -> Any:
@@ -101,7 +112,7 @@ def test_non_member_is_4003(client_for: Client, non_member: User, uploaded: str)
 
 def test_out_of_quota_is_1003_and_nothing_is_created(client_for: Client, uploaded: str, member: User) -> None:
     poor = make_member(quota=0)
-    response = create(client_for(poor), {"type": "basic_clean", "inputImageUrl": uploaded})
+    response = create(client_for(poor), {"type": "basic_clean", "inputImageUrl": upload_as(client_for(poor))})
     assert error_of(response) == (403, 1003)
     assert response.json()["error"]["message"] == "配额不足,请续费"
     assert not Task.objects.filter(user=poor).exists()
@@ -193,7 +204,8 @@ def test_idempotent_replay_returns_the_same_task_without_a_second_charge(
     conflict = create(client, {**body, "type": "model_pose12"}, HTTP_IDEMPOTENCY_KEY="order-42")
     assert error_of(conflict) == (409, 4009)
     assert conflict.json()["error"]["message"] == "幂等键冲突"
-    other = create(client_for(make_member()), body, HTTP_IDEMPOTENCY_KEY="order-42")
+    stranger = client_for(make_member())
+    other = create(stranger, {**body, "inputImageUrl": upload_as(stranger)}, HTTP_IDEMPOTENCY_KEY="order-42")
     assert other.status_code == 201 and other.json()["data"]["id"] != first.json()["data"]["id"]
 
 
@@ -335,9 +347,12 @@ def test_staff_status_update(client_for: Client, staff: User, member: User, own_
     client = client_for(staff)
     url = f"/api/task/{own_task['id']}/status"
     assert client.put(url, {"status": "processing"}, format="json").json()["data"]["status"] == "processing"
-    done = client.put(url, {"status": "success", "resultUrls": ["https://cdn.example.com/r.png"]}, format="json")
+    stored = "http://testserver/media/results/1/r.png"
+    outside = client.put(url, {"status": "success", "resultUrls": ["https://cdn.example.com/r.png"]}, format="json")
+    assert error_of(outside) == (400, 4002), "result URLs only on the product's own storage"
+    done = client.put(url, {"status": "success", "resultUrls": [stored]}, format="json")
     assert done.status_code == 200
-    assert done.json()["data"]["resultUrls"] == ["https://cdn.example.com/r.png"]
+    assert done.json()["data"]["resultUrls"] == [stored]
     assert error_of(client.put(url, {"status": "failed"}, format="json")) == (409, 4005)
     assert balance(member) == 9
     event = TaskEvent.objects.filter(task_id=own_task["id"]).last()
@@ -363,11 +378,14 @@ def test_status_update_is_staff_only(client_for: Client, member: User, own_task:
     response = client_for(member).put(f"/api/task/{own_task['id']}/status", {"status": "failed"}, format="json")
     assert error_of(response) == (403, 4003)
     assert response.json()["error"]["message"] == "无权限"
-    assert error_of(
-        client_for(make_user(is_staff=True)).put(
-            f"/api/task/{uuid.uuid4()}/status", {"status": "failed"}, format="json"
-        )
-    ) == (404, 4004)
+    staff_without_permission = client_for(make_user(is_staff=True))
+    response = staff_without_permission.put(f"/api/task/{own_task['id']}/status", {"status": "failed"}, format="json")
+    assert error_of(response) == (403, 4003), "is_staff alone does not carry the task-action permission"
+    superuser = client_for(make_user(is_staff=True, is_superuser=True))
+    assert error_of(superuser.put(f"/api/task/{uuid.uuid4()}/status", {"status": "failed"}, format="json")) == (
+        404,
+        4004,
+    )
 
 
 # --- uploads ------------------------------------------------------------------------------------
@@ -385,10 +403,11 @@ def test_upload_accepts_jpeg_png_webp(client_for: Client, member: User, fmt: str
     response = upload(client_for(member), data)
     assert response.status_code == 201
     body = response.json()["data"]
-    assert (body["contentType"], body["size"], body["width"], body["height"]) == (content_type, len(data), 320, 240)
+    assert (body["contentType"], body["width"], body["height"]) == (content_type, 320, 240)
     assert body["url"].startswith("http://testserver/media/uploads/") and body["key"].startswith("uploads/")
-    served = client_for(member).get(body["url"].removeprefix("http://testserver"))
-    assert b"".join(served.streaming_content) == data  # type: ignore[attr-defined]
+    served = b"".join(client_for(member).get(body["url"].removeprefix("http://testserver")).streaming_content)  # type: ignore[attr-defined]
+    assert body["size"] == len(served), "the stored file is the re-encoded photo the answer describes"
+    assert Image.open(io.BytesIO(served)).format == fmt
 
 
 def test_upload_refuses_non_images_and_gif_and_bombs(client_for: Client, member: User) -> None:

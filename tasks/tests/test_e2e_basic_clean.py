@@ -17,6 +17,7 @@ from quota.models import LedgerKind, QuotaLedger
 from quota.selectors import quota_mismatches
 from tasks.models import Task, TaskEvent
 from tasks.tests.conftest import task_status, wait_for
+from tasks.tests.factories import public_dns
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -68,7 +69,7 @@ def test_undecodable_input_fails_and_refunds(
     from unittest import mock
 
     client = client_for(member)
-    with mock.patch("tasks.services.check_user_url"):
+    with public_dns():
         created = client.post(
             "/api/task/create",
             {"type": "basic_clean", "inputImageUrl": "https://images.example.com/x.png"},

@@ -18,7 +18,7 @@ from media.tests.images import product_photo
 from quota.models import LedgerKind, QuotaLedger
 from quota.selectors import quota_mismatches
 from tasks.models import Task
-from tasks.services import tasks_sweep
+from tasks.sweep import tasks_sweep
 from tasks.tests.conftest import task_status, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]

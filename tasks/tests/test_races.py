@@ -14,8 +14,12 @@ from django.utils import timezone
 from accounts.tests.factories import make_member, make_user
 from quota.models import LedgerKind, QuotaLedger
 from quota.selectors import quota_mismatches
-from tasks.models import Task, TaskEvent, TaskStatus
-from tasks.services import task_cancel, task_create, task_update_status, tasks_sweep
+from tasks import sweep
+from tasks.actions import task_cancel, task_update_status
+from tasks.creation import task_create
+from tasks.models import Task, TaskEvent, TaskStatus, TaskType
+from tasks.sweep import tasks_sweep
+from tasks.tests.factories import broker, public_dns
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -42,13 +46,15 @@ def race(*works: Callable[[], object]) -> list[object]:
 
 
 def stale_tasks(count: int) -> list[Task]:
-    from unittest import mock
 
     owner = make_member(quota=count)
-    with mock.patch("tasks.services.check_user_url"), mock.patch("tasks.services.enqueue_advance"):
+    with public_dns(), broker():
         tasks = [
             task_create(
-                user=owner, task_type="basic_clean", input_image_url="https://images.example.com/p.png", params={}
+                user=owner,
+                task_type=TaskType.BASIC_CLEAN,
+                input_image_url="https://images.example.com/p.png",
+                params={},
             ).task
             for _ in range(count)
         ]
@@ -63,7 +69,7 @@ def test_sweep_cancel_and_staff_fail_refund_once(attempt: int) -> None:
     results = race(
         tasks_sweep,
         lambda: task_cancel(task_id=task.pk, user=task.user),
-        lambda: task_update_status(task_id=task.pk, status="failed", actor=staff, error_message="staff"),
+        lambda: task_update_status(task_id=task.pk, status=TaskStatus.FAILED, actor=staff, error_message="staff"),
     )
     assert QuotaLedger.objects.filter(task_id=task.pk, kind=LedgerKind.REFUND).count() == 1
     assert Task.objects.get(pk=task.pk).status == TaskStatus.FAILED
@@ -87,24 +93,19 @@ def test_two_sweeps_at_once_fail_each_task_once() -> None:
 
 def test_sweep_requeues_work_whose_message_was_lost() -> None:
     """A broker outage at creation: nothing was queued; the sweep queues it once it is overdue."""
-    from unittest import mock
 
     owner = make_member()
-    with (
-        mock.patch("tasks.services.check_user_url"),
-        mock.patch("tasks.tasks.advance.apply_async", side_effect=OSError("broker down")),
-    ):
+    with public_dns(), broker(down=True):
         created = task_create(
-            user=owner, task_type="basic_clean", input_image_url="https://images.example.com/p.png", params={}
+            user=owner, task_type=TaskType.BASIC_CLEAN, input_image_url="https://images.example.com/p.png", params={}
         )
     assert Task.objects.get(pk=created.task.pk).status == TaskStatus.PENDING
     Task.objects.filter(pk=created.task.pk).update(next_attempt_at=timezone.now() - timedelta(minutes=2))
-    with mock.patch("tasks.tasks.advance.apply_async") as queued:
+    with broker() as queued:
         report = tasks_sweep()
         assert report.requeued == 1
         assert tasks_sweep().requeued == 0, "a fresh re-enqueue is not repeated by the next sweep"
-    assert queued.call_count == 1
-    assert queued.call_args.kwargs["args"][0] == str(created.task.pk)
+    assert queued.task_ids() == [str(created.task.pk)]
 
 
 def test_cleanup_command_dry_run_and_run(capsys: pytest.CaptureFixture[str]) -> None:
@@ -133,20 +134,19 @@ def test_sweep_expires_lapsed_membership_quota() -> None:
 @pytest.mark.parametrize("quota", [1, 10])
 def test_concurrent_requests_with_one_idempotency_key_make_one_task(quota: int) -> None:
     """With quota for one task only, the retries must replay it rather than be refused (1003)."""
-    from unittest import mock
 
     owner = make_member(quota=quota)
 
     def order() -> object:
         return task_create(
             user=owner,
-            task_type="basic_clean",
+            task_type=TaskType.BASIC_CLEAN,
             input_image_url="https://images.example.com/p.png",
             params={},
             idempotency_key="checkout-7",
         ).task.pk
 
-    with mock.patch("tasks.services.check_user_url"), mock.patch("tasks.services.enqueue_advance"):
+    with public_dns(), broker():
         results = race(*[order] * 10)
     assert len(set(results)) == 1 and isinstance(results[0], uuid.UUID), results
     owner.refresh_from_db()
@@ -156,20 +156,18 @@ def test_concurrent_requests_with_one_idempotency_key_make_one_task(quota: int) 
 
 
 def test_one_sweep_fails_a_backlog_larger_than_a_batch_oldest_first(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tasks import services
-
-    monkeypatch.setattr(services, "SWEEP_BATCH", 4)
+    monkeypatch.setattr(sweep, "SWEEP_BATCH", 4)
     tasks = stale_tasks(10)
     oldest = tasks[-1]
     Task.objects.filter(pk=oldest.pk).update(created_at=timezone.now() - timedelta(days=2))
     order: list[object] = []
-    real_fail = services.task_fail
+    real_fail = sweep.task_fail
 
     def recording_fail(**kwargs: object) -> object:
         order.append(kwargs["task_id"])
         return real_fail(**kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(services, "task_fail", recording_fail)
+    monkeypatch.setattr(sweep, "task_fail", recording_fail)
     assert tasks_sweep().failed_pending == 10
     assert order[0] == oldest.pk
 
@@ -179,12 +177,9 @@ def test_sweep_does_not_requeue_tasks_past_their_timeout() -> None:
 
     [task] = stale_tasks(1)
     Task.objects.filter(pk=task.pk).update(next_attempt_at=timezone.now() - timedelta(minutes=30))
-    with (
-        mock.patch("tasks.services.task_fail", return_value=None),
-        mock.patch("tasks.tasks.advance.apply_async") as queued,
-    ):
+    with mock.patch("tasks.sweep.task_fail", return_value=None), broker() as queued:
         assert tasks_sweep().requeued == 0
-    queued.assert_not_called()
+    assert queued.sent == []
 
 
 def test_worker_fails_a_pending_task_past_its_timeout_instead_of_starting_it() -> None:
@@ -206,16 +201,16 @@ def test_a_long_queue_full_wait_leaves_the_error_budget_intact() -> None:
     from tasks.processing import MAX_TRANSIENT_ERRORS, task_advance
 
     owner = make_member()
-    with mock.patch("tasks.services.check_user_url"), mock.patch("tasks.services.enqueue_advance"):
+    with public_dns(), broker():
         task = task_create(
-            user=owner, task_type="model_pose12", input_image_url="https://images.example.com/p.png", params={}
+            user=owner, task_type=TaskType.MODEL_POSE12, input_image_url="https://images.example.com/p.png", params={}
         ).task
     client = mock.Mock()
     with (
         mock.patch("tasks.processing._input_image", return_value=product_photo()),
         mock.patch("tasks.processing.runninghub_client", return_value=client),
         mock.patch("tasks.processing.prompt_for", return_value="prompt"),
-        mock.patch("tasks.processing.enqueue_advance"),
+        broker(),
     ):
         client.upload_image.side_effect = RunningHubQueueFull("421", code=421)
         for _ in range(20):
@@ -234,17 +229,15 @@ def test_a_long_queue_full_wait_leaves_the_error_budget_intact() -> None:
 def test_the_sweep_stops_within_its_time_budget(monkeypatch: pytest.MonkeyPatch) -> None:
     import time as clock
 
-    from tasks import services
-
     stale_tasks(10)
-    monkeypatch.setattr(services, "SWEEP_TIME_BUDGET_SECONDS", 0.5)
-    real_fail = services.task_fail
+    monkeypatch.setattr(sweep, "SWEEP_TIME_BUDGET_SECONDS", 0.5)
+    real_fail = sweep.task_fail
 
     def slow_fail(**kwargs: object) -> object:
         clock.sleep(0.2)
         return real_fail(**kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(services, "task_fail", slow_fail)
+    monkeypatch.setattr(sweep, "task_fail", slow_fail)
     started = clock.monotonic()
     failed = tasks_sweep().failed_pending
     assert 1 <= failed <= 4
@@ -260,19 +253,19 @@ def test_a_storage_outage_is_retried_not_left_stuck() -> None:
     from tasks.processing import task_advance
 
     owner = make_member()
-    with mock.patch("tasks.services.check_user_url"), mock.patch("tasks.services.enqueue_advance"):
+    with public_dns(), broker():
         task = task_create(
-            user=owner, task_type="basic_clean", input_image_url="https://images.example.com/p.png", params={}
+            user=owner, task_type=TaskType.BASIC_CLEAN, input_image_url="https://images.example.com/p.png", params={}
         ).task
     storage = mock.Mock()
     storage.save.side_effect = StorageError("COS 503")
     with (
         mock.patch("tasks.processing.fetch", return_value=product_photo()),
         mock.patch("tasks.processing.get_storage", return_value=storage),
-        mock.patch("tasks.processing.enqueue_advance") as queued,
+        broker() as queued,
     ):
         task_advance(task_id=task.pk, token=None)
     task.refresh_from_db()
     assert (task.status, task.transient_errors, task.lease_until) == (TaskStatus.PROCESSING, 1, None)
-    assert queued.call_count == 1, "the next attempt is scheduled"
+    assert queued.task_ids() == [str(task.pk)], "the next attempt is scheduled"
     assert storage.delete.call_count == 3, "nothing unaudited is left behind"

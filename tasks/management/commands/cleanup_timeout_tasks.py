@@ -3,7 +3,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from tasks.services import tasks_sweep
+from tasks.sweep import tasks_sweep
 
 
 class Command(BaseCommand):

@@ -1,0 +1,189 @@
+"""The task lifecycle: which transitions exist, how a worker claims and releases a task, and the
+guarded writes that move a task between statuses.
+
+Every transition locks the task row, so of several paths racing to change a task (worker, sweep,
+cancel, staff) exactly one wins and terminal states never change. Failing refunds in the same
+transaction; the ledger's unique constraint keeps that to once per task. The timeout and lease
+conditions themselves are query conditions on `TaskQuerySet` (tasks/models.py).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from accounts.models import User
+from core import errors
+from quota.services import quota_refund
+from tasks.models import ACTIVE_STATUSES, Task, TaskEvent, TaskStatus
+from tasks.queue import enqueue_advance, enqueue_vendor_cancel
+
+# The transitions that exist at all (SPEC §4); staff may force any of them.
+TRANSITIONS = frozenset(
+    {
+        (TaskStatus.PENDING, TaskStatus.PROCESSING),
+        (TaskStatus.PENDING, TaskStatus.FAILED),
+        (TaskStatus.PROCESSING, TaskStatus.SUCCESS),
+        (TaskStatus.PROCESSING, TaskStatus.FAILED),
+    }
+)
+
+# A worker holds a claimed task this long; a crashed worker's task is free again after it.
+LEASE = timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 60)
+
+CANCELLED = "已取消"
+PROCESSING_TIMED_OUT = "处理超时"
+AUDIT_BLOCKED = "内容审核未通过"
+
+
+def pending_timeout_message() -> str:
+    timeout = settings.TASK_PENDING_TIMEOUT
+    waited = f"{timeout // 60}分钟" if timeout >= 60 else f"{timeout}秒"
+    return f"任务超时({waited}未处理)"
+
+
+# --- claim and release (the worker's hold on a task) --------------------------------------------
+
+
+def task_claim(*, task_id: uuid.UUID, token: datetime | None) -> Task | None:
+    """Take the lease of an active task nobody holds. `token` is the due time the message was
+    queued for: a stale duplicate message presents an old one and claims nothing. None (a webhook)
+    takes over whatever is scheduled."""
+    now = timezone.now()
+    claimable = Task.objects.filter(pk=task_id).active().lease_free(now)
+    if token is not None:
+        claimable = claimable.filter(next_attempt_at=token)
+    if claimable.update(lease_until=now + LEASE) == 0:
+        return None
+    return Task.objects.filter(pk=task_id).select_related("user").first()
+
+
+def task_release(*, task: Task, delay: float, error: bool | None) -> None:
+    """Schedule the next step `delay` seconds from now, if this worker still holds the lease.
+    error=True counts a transient failure, False resets the count, None leaves it."""
+    due = timezone.now() + timedelta(seconds=delay)
+    changes: dict[str, object] = {"next_attempt_at": due, "lease_until": None}
+    if error is True:
+        changes["transient_errors"] = F("transient_errors") + 1
+    elif error is False:
+        changes["transient_errors"] = 0
+    held = Task.objects.filter(pk=task.pk, lease_until=task.lease_until).active().update(**changes)
+    if held:
+        enqueue_advance(task_id=task.pk, due=due, countdown=delay)
+
+
+def task_wake(*, task_id: uuid.UUID, now: datetime) -> bool:
+    """Make an idle processing task due now and queue it (the sweep found its job finished)."""
+    idle = Task.objects.filter(pk=task_id, status=TaskStatus.PROCESSING).lease_free(now)
+    if idle.update(next_attempt_at=now, lease_until=None) == 0:
+        return False
+    enqueue_advance(task_id=task_id, due=now)
+    return True
+
+
+# --- transitions --------------------------------------------------------------------------------
+
+
+def task_event(*, task: Task, from_status: str, actor: User | None, reason: str) -> TaskEvent:
+    return TaskEvent.objects.create(
+        task=task, from_status=from_status, to_status=task.status, actor=actor, reason=reason[:500]
+    )
+
+
+def task_lock(*, task_id: uuid.UUID) -> Task:
+    """The task row, locked until the end of the caller's transaction."""
+    task = Task.objects.select_for_update().filter(pk=task_id).first()
+    if task is None:
+        raise errors.TaskNotFound()
+    return task
+
+
+def task_start(
+    *,
+    task_id: uuid.UUID,
+    vendor_task_id: str | None = None,
+    next_attempt_at: datetime | None = None,
+    actor: User | None = None,
+    reason: str = "开始处理",
+) -> Task | None:
+    """pending → processing (saving RunningHub's id in the same transaction). None if not pending."""
+    with transaction.atomic():
+        task = task_lock(task_id=task_id)
+        if task.status != TaskStatus.PENDING:
+            return None
+        task.status = TaskStatus.PROCESSING
+        task.started_at = timezone.now()
+        task.vendor_task_id = vendor_task_id or ""
+        fields = ["status", "started_at", "vendor_task_id", "updated_at"]
+        if next_attempt_at is not None:
+            task.next_attempt_at, task.lease_until, task.transient_errors = next_attempt_at, None, 0
+            fields += ["next_attempt_at", "lease_until", "transient_errors"]
+        task.save(update_fields=fields)
+        task_event(task=task, from_status=TaskStatus.PENDING, actor=actor, reason=reason)
+        return task
+
+
+def task_succeed(
+    *, task_id: uuid.UUID, result_urls: list[str], audit: str = "", actor: User | None = None, reason: str = ""
+) -> Task | None:
+    """processing → success. None when the task is no longer processing (someone else finished it)."""
+    with transaction.atomic():
+        task = task_lock(task_id=task_id)
+        if task.status != TaskStatus.PROCESSING:
+            return None
+        task.status = TaskStatus.SUCCESS
+        task.result_urls = result_urls
+        task.audit = audit
+        task.completed_at = timezone.now()
+        task.lease_until = task.next_attempt_at = None
+        task.save(
+            update_fields=[
+                "status",
+                "result_urls",
+                "audit",
+                "completed_at",
+                "lease_until",
+                "next_attempt_at",
+                "updated_at",
+            ]
+        )
+        task_event(task=task, from_status=TaskStatus.PROCESSING, actor=actor, reason=reason or "处理完成")
+        return task
+
+
+def task_fail(
+    *,
+    task_id: uuid.UUID,
+    reason: str,
+    actor: User | None = None,
+    from_statuses: tuple[str, ...] = ACTIVE_STATUSES,
+    cancel_vendor: bool = True,
+) -> Task | None:
+    """→ failed, refunding the charge in the same transaction. None when the task was not in
+    `from_statuses` (already finished, or moved on). A RunningHub job still running is cancelled
+    after commit."""
+    with transaction.atomic():
+        task = task_lock(task_id=task_id)
+        if task.status not in from_statuses:
+            return None
+        previous = task.status
+        task.status = TaskStatus.FAILED
+        task.error_message = reason[:500]
+        task.completed_at = timezone.now()
+        task.lease_until = task.next_attempt_at = None
+        task.save(
+            update_fields=["status", "error_message", "completed_at", "lease_until", "next_attempt_at", "updated_at"]
+        )
+        task_event(task=task, from_status=previous, actor=actor, reason=reason)
+        quota_refund(
+            user_id=task.user_id, amount=task.cost, task_id=task.id, reason=f"任务失败: {reason}"[:255], actor=actor
+        )
+        if cancel_vendor and previous == TaskStatus.PROCESSING and task.vendor_task_id:
+            vendor_id = task.vendor_task_id
+            transaction.on_commit(lambda: enqueue_vendor_cancel(vendor_id))
+        return task

@@ -1,0 +1,33 @@
+"""Queuing the worker's steps. Messages name their Celery task (see `tasks/tasks.py`), so the
+modules that queue work do not import the entry points that call back into them. A broker failure
+is logged, not raised: the sweep re-queues work whose due time has passed, so an outage delays
+tasks and loses none."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime
+
+from celery import current_app
+
+logger = logging.getLogger(__name__)
+
+ADVANCE = "tasks.advance"
+SWEEP = "tasks.sweep"
+CANCEL_VENDOR_TASK = "tasks.cancel_vendor_task"
+
+
+def enqueue_advance(*, task_id: uuid.UUID, due: datetime | None, countdown: float = 0) -> None:
+    """Queue the task's step due at `due` (None: whatever is due, as for a webhook)."""
+    try:
+        current_app.send_task(ADVANCE, args=(str(task_id), due.isoformat() if due else None), countdown=countdown)
+    except Exception:
+        logger.warning("could not enqueue task %s; the sweep will retry", task_id, exc_info=True)
+
+
+def enqueue_vendor_cancel(vendor_task_id: str) -> None:
+    try:
+        current_app.send_task(CANCEL_VENDOR_TASK, args=(vendor_task_id,))
+    except Exception:
+        logger.warning("could not enqueue the RunningHub cancel of %s", vendor_task_id, exc_info=True)
