@@ -227,6 +227,9 @@ if STORAGE_BACKEND == "local" and not PUBLIC_BASE_URL:
 if PUBLIC_BASE_URL:
     PUBLIC_BASE_URL = _url("PUBLIC_BASE_URL", PUBLIC_BASE_URL)
 INPUT_URL_ALLOWED_HOSTS: list[str] = [h.lower() for h in _setting("INPUT_URL_ALLOWED_HOSTS", env.list, [])]
+# Result files named by RunningHub must be on public addresses; the local simulator of the embedded
+# default and the tests serves them on loopback, which this lets through (and nothing else private).
+PROVIDER_URL_ALLOW_LOOPBACK = _strict_bool("PROVIDER_URL_ALLOW_LOOPBACK", EMBEDDED)
 
 RUNNINGHUB_BASE_URL = _url(
     "RUNNINGHUB_BASE_URL",

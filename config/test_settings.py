@@ -15,6 +15,8 @@ os.environ.setdefault("RUNNINGHUB_BASE_URL", "http://127.0.0.1:9")
 os.environ.setdefault("RUNNINGHUB_WEBAPP_ID", "1937084629516193794")
 os.environ.setdefault("RUNNINGHUB_WEBHOOK_SECRET", "test-webhook-secret")
 os.environ.setdefault("INPUT_URL_ALLOWED_HOSTS", "images.example.com")
+# The RunningHub simulator serves result files on 127.0.0.1.
+os.environ.setdefault("PROVIDER_URL_ALLOW_LOOPBACK", "true")
 
 from config.settings import *  # noqa: F403
 

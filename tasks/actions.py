@@ -13,8 +13,8 @@ from accounts.models import User
 from core import errors
 from quota.models import QuotaLedger
 from quota.services import quota_deduct, quota_refund
-from tasks.lifecycle import CANCELLED, TRANSITIONS, task_event, task_fail, task_lock, task_start, task_succeed
-from tasks.models import ACTIVE_STATUSES, Task, TaskStatus
+from tasks.lifecycle import TRANSITIONS, task_event, task_fail, task_lock, task_start, task_succeed
+from tasks.models import ACTIVE_STATUSES, FailureCode, Task, TaskStatus
 from tasks.queue import enqueue_advance
 from tasks.selectors import task_get, task_with_refund
 
@@ -23,7 +23,7 @@ RETRY_FAIL_REASON = "卡住,由客服重试"
 
 def task_cancel(*, task_id: uuid.UUID, user: User) -> Task:
     task = task_get(task_id=task_id, user=user)
-    if task_fail(task_id=task.pk, reason=CANCELLED, actor=user) is None:
+    if task_fail(task_id=task.pk, code=FailureCode.CANCELLED, actor=user) is None:
         raise errors.InvalidTransition()
     return task_with_refund(task_id=task.pk)
 
@@ -46,7 +46,11 @@ def task_update_status(
     changed: Task | None
     if status == TaskStatus.FAILED:
         changed = task_fail(
-            task_id=task_id, reason=error_message or "管理员标记失败", actor=actor, from_statuses=(current,)
+            task_id=task_id,
+            code=FailureCode.SUPPORT,
+            message=error_message or "",
+            actor=actor,
+            from_statuses=(current,),
         )
     elif status == TaskStatus.PROCESSING:
         changed = task_start(task_id=task_id, actor=actor, reason=reason)
@@ -76,7 +80,13 @@ def task_retry(*, task_id: uuid.UUID, actor: User) -> Task:
         if original.status in ACTIVE_STATUSES:
             if not Task.objects.filter(pk=original.pk).stuck(now).exists():
                 raise errors.InvalidTransition("任务仍在正常处理中,不能重试", "The task is still within its timeout")
-            task_fail(task_id=original.pk, reason=RETRY_FAIL_REASON, actor=actor, from_statuses=(original.status,))
+            task_fail(
+                task_id=original.pk,
+                code=FailureCode.SUPPORT,
+                message=RETRY_FAIL_REASON,
+                actor=actor,
+                from_statuses=(original.status,),
+            )
         elif Task.objects.filter(retry_of=original).exists():
             raise errors.InvalidTransition("该任务已重试过", "The task was already retried")
         else:

@@ -24,7 +24,7 @@ from core.errors import ApplicationError
 from media.storage import get_storage
 from tasks.actions import task_refund_missing, task_retry
 from tasks.lifecycle import task_fail
-from tasks.models import ACTIVE_STATUSES, Task, TaskEvent, TaskStatus, stuck_condition
+from tasks.models import ACTIVE_STATUSES, FailureCode, Task, TaskEvent, TaskStatus, stuck_condition
 from tasks.selectors import with_refund
 
 STATUS_COLOURS = {
@@ -108,7 +108,7 @@ class TaskAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "refunded",
         "error_message",
     )
-    list_filter = ("status", "type", StuckFilter, "created_at")
+    list_filter = ("status", "type", "failure_code", StuckFilter, "created_at")
     list_select_related = ("user",)
     search_fields = ("user__username", "=user__phone", "=vendor_task_id")
     search_help_text = "任务 ID、用户名、手机号或 RunningHub 任务 ID"
@@ -117,7 +117,7 @@ class TaskAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     inlines = (TaskEventInline,)
     actions = ("fail_and_refund", "retry", "refund_missing")
     fieldsets = (
-        (None, {"fields": ("id", "user_link", "type", "status_badge", "error_message", "retry_links")}),
+        (None, {"fields": ("id", "user_link", "type", "status_badge", "failure_code", "error_message", "retry_links")}),
         ("输入", {"fields": ("input_preview", "params_pretty")}),
         ("结果", {"fields": ("result_preview", "audit")}),
         ("配额", {"fields": ("cost", "refunded")}),
@@ -128,6 +128,7 @@ class TaskAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "user_link",
         "type",
         "status_badge",
+        "failure_code",
         "error_message",
         "retry_links",
         "input_preview",
@@ -239,7 +240,8 @@ class TaskAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             failed = [
                 pk
                 for pk in selected
-                if task_fail(task_id=pk, reason=reason, actor=request.user) is not None  # type: ignore[arg-type]
+                if task_fail(task_id=pk, code=FailureCode.SUPPORT, message=reason, actor=request.user)  # type: ignore[arg-type]
+                is not None
             ]
             skipped = len(selected) - len(failed)
             self.message_user(request, f"已将 {len(failed)} 个任务标记为失败并退还配额。", messages.SUCCESS)

@@ -20,7 +20,7 @@ from django.utils import timezone
 from accounts.models import User
 from core import errors
 from quota.services import quota_refund
-from tasks.models import ACTIVE_STATUSES, Task, TaskEvent, TaskStatus
+from tasks.models import ACTIVE_STATUSES, FailureCode, Task, TaskEvent, TaskStatus
 from tasks.queue import enqueue_advance, enqueue_vendor_cancel
 
 # The transitions that exist at all (SPEC §4); staff may force any of them.
@@ -36,15 +36,26 @@ TRANSITIONS = frozenset(
 # A worker holds a claimed task this long; a crashed worker's task is free again after it.
 LEASE = timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 60)
 
-CANCELLED = "已取消"
-PROCESSING_TIMED_OUT = "处理超时"
-AUDIT_BLOCKED = "内容审核未通过"
+# What a member reads for each failure code: fixed texts, never a provider's or an exception's.
+MEMBER_MESSAGES = {
+    FailureCode.PROCESSING_TIMEOUT: "处理超时",
+    FailureCode.CANCELLED: "已取消",
+    FailureCode.PROVIDER_FAILED: "生成失败,请稍后重试",
+    FailureCode.AUDIT_BLOCKED: "内容审核未通过",
+    FailureCode.INCOMPLETE_RESULTS: "生成结果不完整,已退还配额",
+    FailureCode.RETRIES_EXHAUSTED: "处理失败,请稍后重试",
+    FailureCode.SUPPORT: "客服已终止该任务",
+}
 
 
 def pending_timeout_message() -> str:
     timeout = settings.TASK_PENDING_TIMEOUT
-    waited = f"{timeout // 60}分钟" if timeout >= 60 else f"{timeout}秒"
+    waited = f"{timeout // 60}分钟" if timeout >= 60 and timeout % 60 == 0 else f"{timeout}秒"
     return f"任务超时({waited}未处理)"
+
+
+def member_message(code: FailureCode) -> str:
+    return pending_timeout_message() if code == FailureCode.TIMEOUT else MEMBER_MESSAGES[code]
 
 
 # --- claim and release (the worker's hold on a task) --------------------------------------------
@@ -159,29 +170,43 @@ def task_succeed(
 def task_fail(
     *,
     task_id: uuid.UUID,
-    reason: str,
+    code: FailureCode,
+    message: str = "",
+    detail: str = "",
     actor: User | None = None,
     from_statuses: tuple[str, ...] = ACTIVE_STATUSES,
     cancel_vendor: bool = True,
 ) -> Task | None:
     """→ failed, refunding the charge in the same transaction. None when the task was not in
-    `from_statuses` (already finished, or moved on). A RunningHub job still running is cancelled
+    `from_statuses` (already finished, or moved on). `message` is what the member reads (the
+    code's fixed text unless given: staff write their own); `detail` (exception or provider text)
+    goes only to the status history that staff see. A RunningHub job still running is cancelled
     after commit."""
+    message = message or member_message(code)
     with transaction.atomic():
         task = task_lock(task_id=task_id)
         if task.status not in from_statuses:
             return None
         previous = task.status
         task.status = TaskStatus.FAILED
-        task.error_message = reason[:500]
+        task.error_message = message[:500]
+        task.failure_code = code
         task.completed_at = timezone.now()
         task.lease_until = task.next_attempt_at = None
         task.save(
-            update_fields=["status", "error_message", "completed_at", "lease_until", "next_attempt_at", "updated_at"]
+            update_fields=[
+                "status",
+                "error_message",
+                "failure_code",
+                "completed_at",
+                "lease_until",
+                "next_attempt_at",
+                "updated_at",
+            ]
         )
-        task_event(task=task, from_status=previous, actor=actor, reason=reason)
+        task_event(task=task, from_status=previous, actor=actor, reason=f"{message} ({detail})" if detail else message)
         quota_refund(
-            user_id=task.user_id, amount=task.cost, task_id=task.id, reason=f"任务失败: {reason}"[:255], actor=actor
+            user_id=task.user_id, amount=task.cost, task_id=task.id, reason=f"任务失败: {message}"[:255], actor=actor
         )
         if cancel_vendor and previous == TaskStatus.PROCESSING and task.vendor_task_id:
             vendor_id = task.vendor_task_id

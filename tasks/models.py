@@ -23,6 +23,19 @@ class TaskStatus(models.TextChoices):
 ACTIVE_STATUSES = (TaskStatus.PENDING, TaskStatus.PROCESSING)
 
 
+class FailureCode(models.TextChoices):
+    """Why a task failed (SPEC §8), kept beside the human message for grouping and filtering."""
+
+    TIMEOUT = "timeout", "排队超时"
+    PROCESSING_TIMEOUT = "processing_timeout", "处理超时"
+    CANCELLED = "cancelled", "已取消"
+    PROVIDER_FAILED = "provider_failed", "处理失败"
+    AUDIT_BLOCKED = "audit_blocked", "内容审核未通过"
+    INCOMPLETE_RESULTS = "incomplete_results", "结果不完整"
+    RETRIES_EXHAUSTED = "retries_exhausted", "多次重试后失败"
+    SUPPORT = "support", "客服处理"
+
+
 def pending_cutoff(now: datetime) -> datetime:
     """A task created before this and still pending has timed out (TASK_PENDING_TIMEOUT)."""
     return now - timedelta(seconds=settings.TASK_PENDING_TIMEOUT)
@@ -79,6 +92,7 @@ class Task(models.Model):
     params = models.JSONField("参数", default=dict, blank=True)
     result_urls = models.JSONField("结果", default=list, blank=True)
     error_message = models.CharField("错误信息", max_length=500, blank=True)
+    failure_code = models.CharField("失败原因", max_length=20, choices=FailureCode.choices, blank=True, default="")
     vendor_task_id = models.CharField("RunningHub 任务ID", max_length=32, blank=True, default="")
     vendor_input = models.CharField("RunningHub 输入文件", max_length=255, blank=True, default="", editable=False)
     cost = models.PositiveSmallIntegerField("扣除配额")

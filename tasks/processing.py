@@ -32,9 +32,6 @@ from media.images import image_inspect
 from media.services import media_result_key, upload_key_for_url
 from media.storage import get_storage
 from tasks.lifecycle import (
-    AUDIT_BLOCKED,
-    PROCESSING_TIMED_OUT,
-    pending_timeout_message,
     task_claim,
     task_fail,
     task_release,
@@ -42,7 +39,7 @@ from tasks.lifecycle import (
     task_succeed,
     task_wake,
 )
-from tasks.models import Task, TaskStatus, TaskType, pending_cutoff, processing_hard_limit
+from tasks.models import FailureCode, Task, TaskStatus, TaskType, pending_cutoff, processing_hard_limit
 from tasks.queue import enqueue_advance
 
 logger = logging.getLogger(__name__)
@@ -63,7 +60,12 @@ class Retry(Exception):
 
 
 class Fail(Exception):
-    """The task cannot succeed; the message is shown to the user."""
+    """The task cannot succeed. `message` is the product's own text for the member (never an
+    exception's or a provider's); `detail` is for the status history and the log."""
+
+    def __init__(self, message: str, *, detail: object = "", code: FailureCode = FailureCode.PROVIDER_FAILED) -> None:
+        super().__init__(message)
+        self.message, self.detail, self.code = message, str(detail), code
 
 
 def _backoff(task: Task) -> float:
@@ -78,7 +80,7 @@ def task_advance(*, task_id: uuid.UUID, token: datetime | None) -> None:
         return
     if task.status == TaskStatus.PENDING and task.created_at < pending_cutoff(timezone.now()):
         # Never start work the user has been told timed out; fail it now rather than at the next sweep.
-        task_fail(task_id=task.pk, reason=pending_timeout_message(), from_statuses=(TaskStatus.PENDING,))
+        task_fail(task_id=task.pk, code=FailureCode.TIMEOUT, from_statuses=(TaskStatus.PENDING,))
         return
     try:
         if task.type == TaskType.BASIC_CLEAN:
@@ -89,13 +91,13 @@ def task_advance(*, task_id: uuid.UUID, token: datetime | None) -> None:
             _follow_pose12(task)
     except Retry as retry:
         if retry.counts and task.transient_errors + 1 >= MAX_TRANSIENT_ERRORS:
-            task_fail(task_id=task.pk, reason=f"处理失败: {retry}")
+            task_fail(task_id=task.pk, code=FailureCode.RETRIES_EXHAUSTED, detail=str(retry))
             return
         logger.info("task %s will retry: %s", task.pk, retry)
         raise_count = retry.counts or task.transient_errors < QUEUE_FULL_BACKOFF_STEPS
         task_release(task=task, delay=_backoff(task), error=True if raise_count else None)
     except Fail as failure:
-        task_fail(task_id=task.pk, reason=str(failure))
+        task_fail(task_id=task.pk, code=failure.code, message=failure.message, detail=failure.detail)
 
 
 # --- inputs and outputs -------------------------------------------------------------------------
@@ -110,7 +112,7 @@ def _input_image(task: Task) -> bytes:
     except FetchError as exc:
         if exc.transient:
             raise Retry(f"输入图片下载失败: {exc}") from exc
-        raise Fail(f"输入图片无法下载: {exc}") from exc
+        raise Fail("输入图片无法下载", detail=exc) from exc
     except FileNotFoundError as exc:
         raise Fail("输入图片不存在") from exc
     except OSError as exc:
@@ -121,7 +123,7 @@ def _checked_image(name: str, data: bytes) -> ImageOutput:
     try:
         info = image_inspect(data=data)
     except ApplicationError as exc:
-        raise Fail(f"图片无效: {exc.message('zh')}") from exc
+        raise Fail(f"图片无效: {exc.message('zh')}", detail=exc) from exc
     return ImageOutput(name=name, data=data, content_type=info.content_type, ext=info.ext)
 
 
@@ -143,7 +145,7 @@ def _store_audit_and_succeed(task: Task, outputs: list[ImageOutput]) -> None:
         raise Retry(f"保存结果失败: {exc}") from exc
     if any(audit_blocks(v) for v in verdicts):
         _delete_quietly(keys)
-        task_fail(task_id=task.pk, reason=AUDIT_BLOCKED)
+        task_fail(task_id=task.pk, code=FailureCode.AUDIT_BLOCKED)
         return
     skipped = all(v.verdict == AuditVerdict.SKIPPED for v in verdicts)
     succeeded = task_succeed(
@@ -178,7 +180,7 @@ def _run_basic_clean(task: Task) -> None:
     except EngineError as exc:
         if exc.transient:
             raise Retry(f"图片处理暂不可用: {exc}") from exc
-        raise Fail(f"图片处理失败: {exc}") from exc
+        raise Fail("图片处理失败", detail=exc) from exc
     _store_audit_and_succeed(task, outputs)
 
 
@@ -203,7 +205,7 @@ def _submit_pose12(task: Task) -> None:
     try:
         prompt = prompt_for(scene=task.params.get("scene", "street"), category=task.params.get("category", "dress"))
     except LookupError as exc:
-        raise Fail("缺少该场景和品类的提示词模板") from exc
+        raise Fail("暂不支持该场景和品类", detail=exc) from exc
     base = settings.PUBLIC_BASE_URL.rstrip("/")
     webhook = (
         f"{base}/api/webhooks/runninghub?{urlencode({'token': settings.RUNNINGHUB_WEBHOOK_SECRET})}" if base else None
@@ -221,7 +223,7 @@ def _submit_pose12(task: Task) -> None:
     except RunningHubQueueFull as exc:
         raise Retry("RunningHub 队列已满", counts=False) from exc
     except RunningHubFinalError as exc:
-        raise Fail(f"提交 RunningHub 失败: {exc}") from exc
+        raise Fail("生成失败,请稍后重试", detail=f"RunningHub submit: {exc}") from exc
     except RunningHubError as exc:
         raise Retry(f"RunningHub 暂不可用: {exc}") from exc
     due = timezone.now() + timedelta(seconds=settings.RUNNINGHUB_POLL_INTERVAL)
@@ -234,22 +236,27 @@ def _submit_pose12(task: Task) -> None:
 
 def _follow_pose12(task: Task) -> None:
     if not task.vendor_task_id:
-        raise Fail("缺少 RunningHub 任务ID")
+        raise Fail("生成失败,请稍后重试", detail="no RunningHub task id")
     try:
         outcome = runninghub_client().outputs(task_id=task.vendor_task_id)
     except RunningHubFinalError as exc:
-        raise Fail(f"查询 RunningHub 失败: {exc}") from exc
+        raise Fail("生成失败,请稍后重试", detail=f"RunningHub outputs: {exc}") from exc
     except RunningHubError as exc:
         raise Retry(f"查询 RunningHub 失败: {exc}") from exc
     if outcome.state == OutcomeState.PENDING:
         task_release(task=task, delay=settings.RUNNINGHUB_POLL_INTERVAL, error=False)
         return
     if outcome.state == OutcomeState.FAILED:
-        task_fail(task_id=task.pk, reason=f"生成失败: {outcome.failed_reason or '未知原因'}", cancel_vendor=False)
+        task_fail(
+            task_id=task.pk,
+            code=FailureCode.PROVIDER_FAILED,
+            detail=f"RunningHub: {outcome.failed_reason or 'no reason given'}",
+            cancel_vendor=False,
+        )
         return
     images = [o for o in outcome.outputs if o.file_type.lower() in ("png", "jpg", "jpeg", "webp")]
     if not images:
-        raise Fail("RunningHub 未返回结果图片")
+        raise Fail("生成结果不完整,已退还配额", code=FailureCode.INCOMPLETE_RESULTS, detail="no images in /outputs")
     outputs = []
     for n, output in enumerate(images, 1):
         try:
@@ -257,7 +264,7 @@ def _follow_pose12(task: Task) -> None:
         except FetchError as exc:
             if exc.transient:
                 raise Retry(f"结果下载失败: {exc}") from exc
-            raise Fail(f"结果下载失败: {exc}") from exc
+            raise Fail("生成失败,请稍后重试", detail=f"result download: {exc}") from exc
         outputs.append(_checked_image(f"shot{n:02d}", data))
     _store_audit_and_succeed(task, outputs)
 
@@ -289,4 +296,7 @@ def task_processing_timed_out(*, task_id: uuid.UUID) -> bool:
         ):
             task_wake(task_id=task.pk, now=now)
             return False
-    return task_fail(task_id=task.pk, reason=PROCESSING_TIMED_OUT, from_statuses=(TaskStatus.PROCESSING,)) is not None
+    return (
+        task_fail(task_id=task.pk, code=FailureCode.PROCESSING_TIMEOUT, from_statuses=(TaskStatus.PROCESSING,))
+        is not None
+    )

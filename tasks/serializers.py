@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from aimodel.models import Category, Scene
@@ -13,13 +13,14 @@ from aimodel.types import Pose12Params
 from core import errors
 from core.serializers import StrictCharField, UtcDateTimeField, no_nul
 from media.storage import get_storage
-from tasks.models import Task, TaskStatus, TaskType
+from tasks.models import FailureCode, Task, TaskStatus, TaskType
 
 
 class TaskOut(serializers.ModelSerializer[Task]):
     inputImageUrl = serializers.CharField(source="input_image_url")
     resultUrls = serializers.SerializerMethodField()
     errorMessage = serializers.SerializerMethodField()
+    failureCode = serializers.SerializerMethodField()
     createdAt = UtcDateTimeField(source="created_at")
     updatedAt = UtcDateTimeField(source="updated_at")
     startedAt = UtcDateTimeField(source="started_at", allow_null=True)
@@ -37,6 +38,7 @@ class TaskOut(serializers.ModelSerializer[Task]):
             "params",
             "resultUrls",
             "errorMessage",
+            "failureCode",
             "createdAt",
             "updatedAt",
             "startedAt",
@@ -56,11 +58,17 @@ class TaskOut(serializers.ModelSerializer[Task]):
     def get_errorMessage(self, task: Task) -> str | None:
         return task.error_message or None
 
+    @extend_schema_field(serializers.ChoiceField(choices=FailureCode.choices, allow_null=True))
+    def get_failureCode(self, task: Task) -> str | None:
+        return task.failure_code or None
+
     @extend_schema_field(serializers.IntegerField())
     def get_quotaRefunded(self, task: Task) -> int:
         return int(getattr(task, "quota_refunded", 0))
 
 
+# One object although the viewset action is `list` (which drf-spectacular would show as an array).
+@extend_schema_serializer(many=False)
 class TaskListOut(serializers.Serializer[Any]):
     tasks = TaskOut(many=True)
     total = serializers.IntegerField()

@@ -15,8 +15,8 @@ from django.utils import timezone
 
 from quota.services import quota_expire_lapsed
 from tasks.creation import IDEMPOTENCY_TTL
-from tasks.lifecycle import pending_timeout_message, task_fail
-from tasks.models import IdempotencyKey, Task, TaskQuerySet, TaskStatus, stuck_condition
+from tasks.lifecycle import task_fail
+from tasks.models import FailureCode, IdempotencyKey, Task, TaskQuerySet, TaskStatus, stuck_condition
 from tasks.processing import task_processing_timed_out
 from tasks.queue import enqueue_advance
 
@@ -63,7 +63,7 @@ def tasks_sweep(*, dry_run: bool = False) -> SweepReport:
         return SweepReport(failed_pending=stale_pending.count(), failed_processing=stale_processing.count())
     deadline = time.monotonic() + SWEEP_TIME_BUDGET_SECONDS
     failed_pending = sum(
-        task_fail(task_id=pk, reason=pending_timeout_message(), from_statuses=(TaskStatus.PENDING,)) is not None
+        task_fail(task_id=pk, code=FailureCode.TIMEOUT, from_statuses=(TaskStatus.PENDING,)) is not None
         for pk in _oldest_first(stale_pending, deadline)
     )
     failed_processing = sum(task_processing_timed_out(task_id=pk) for pk in _oldest_first(stale_processing, deadline))

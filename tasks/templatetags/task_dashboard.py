@@ -10,7 +10,7 @@ from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from quota.models import LedgerKind, QuotaLedger
-from tasks.models import ACTIVE_STATUSES, Task, TaskStatus, stuck_condition
+from tasks.models import ACTIVE_STATUSES, FailureCode, Task, TaskStatus, stuck_condition
 
 register = template.Library()
 
@@ -26,12 +26,14 @@ def task_dashboard(context: dict[str, Any]) -> dict[str, Any]:
     since = now - timedelta(hours=24)
     recent = Task.objects.filter(created_at__gte=since)
     by_status = dict(recent.values_list("status").annotate(n=Count("pk")).order_by())
-    failures = list(
-        recent.filter(status=TaskStatus.FAILED)
-        .values("error_message")
+    labels = dict(FailureCode.choices)
+    failures = [
+        {**row, "label": labels.get(row["failure_code"], "(无)")}
+        for row in recent.filter(status=TaskStatus.FAILED)
+        .values("failure_code")
         .annotate(n=Count("pk"))
-        .order_by("-n", "error_message")[:TOP_FAILURE_REASONS]
-    )
+        .order_by("-n", "failure_code")[:TOP_FAILURE_REASONS]
+    ]
     stuck = Task.objects.filter(status__in=ACTIVE_STATUSES).aggregate(
         pending=Count("pk", filter=stuck_condition(now) & Q(status=TaskStatus.PENDING)),
         processing=Count("pk", filter=stuck_condition(now) & Q(status=TaskStatus.PROCESSING)),

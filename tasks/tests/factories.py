@@ -16,7 +16,7 @@ from django.utils import timezone
 from accounts.models import User
 from tasks.creation import task_create
 from tasks.lifecycle import task_fail, task_start, task_succeed
-from tasks.models import Task, TaskStatus, TaskType
+from tasks.models import FailureCode, Task, TaskStatus, TaskType
 
 INPUT_URL = "https://images.example.com/p.png"
 # A documentation-range stand-in for a public address: resolution only, never connected to.
@@ -80,7 +80,11 @@ def make_task(
                 task_id=task.pk, result_urls=[f"https://cdn.example.com/r/{task.pk}/{i}.png" for i in range(3)]
             )
         if status == TaskStatus.FAILED:
-            task_fail(task_id=task.pk, reason=fields.pop("reason", "处理失败"))
+            task_fail(
+                task_id=task.pk,
+                code=fields.pop("failure_code", FailureCode.SUPPORT),
+                message=fields.pop("reason", ""),
+            )
     if age is not None:
         past = timezone.now() - age
         Task.objects.filter(pk=task.pk).update(created_at=past, started_at=past if status != "pending" else None)

@@ -6,11 +6,10 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 
 from accounts.models import User
-from accounts.tests.admin_helpers import logged_in, make_superuser, make_support
-from accounts.tests.factories import make_member, make_user
+from accounts.tests.factories import logged_in, make_member, make_superuser, make_support, make_user
 from quota.models import LedgerKind, QuotaLedger
 from quota.selectors import quota_mismatches
-from tasks.models import Task, TaskEvent, TaskStatus
+from tasks.models import FailureCode, Task, TaskEvent, TaskStatus
 from tasks.tests.factories import make_task
 
 pytestmark = pytest.mark.django_db
@@ -281,9 +280,9 @@ def test_refund_refuses_tasks_that_are_not_failed() -> None:
 
 def test_dashboard_counts_with_few_queries(assert_max_statements: Any) -> None:
     member = make_member(quota=50)
-    for _ in range(3):
-        make_task(member, TaskStatus.FAILED, reason="处理超时")
-    make_task(member, TaskStatus.FAILED, reason="内容审核未通过")
+    for n in range(3):
+        make_task(member, TaskStatus.FAILED, failure_code=FailureCode.PROCESSING_TIMEOUT, reason=f"staff text {n}")
+    make_task(member, TaskStatus.FAILED, failure_code=FailureCode.AUDIT_BLOCKED)
     make_task(member, TaskStatus.SUCCESS)
     make_task(member, TaskStatus.PENDING, age=timedelta(hours=1))
     make_task(member, TaskStatus.PROCESSING, age=timedelta(hours=2))
@@ -292,7 +291,10 @@ def test_dashboard_counts_with_few_queries(assert_max_statements: Any) -> None:
         response = client.get("/admin/")
     context = response.context
     assert dict((label, n) for label, n, _ in context["by_status"]) == {"排队中": 1, "处理中": 1, "成功": 1, "失败": 4}
-    assert [(row["error_message"], row["n"]) for row in context["failures"]] == [("处理超时", 3), ("内容审核未通过", 1)]
+    failures = [(row["failure_code"], row["label"], row["n"]) for row in context["failures"]]
+    assert failures == [("processing_timeout", "处理超时", 3), ("audit_blocked", "内容审核未通过", 1)], (
+        "grouped by failure code, not by the free text typed with it"
+    )
     assert context["stuck"] == {"pending": 1, "processing": 1}
     assert context["quota"]["granted"] == 50 and context["quota"]["consumed"] == 7 and context["quota"]["refunded"] == 4
     assert 'id="task-dashboard"' in response.content.decode()

@@ -56,8 +56,8 @@ def test_create_basic_clean_charges_and_answers_task_json(client_for: Client, me
     assert response.status_code == 201, response.content
     task = response.json()["data"]
     assert set(task) == {
-        "id", "type", "status", "inputImageUrl", "params", "resultUrls", "errorMessage", "createdAt", "updatedAt",
-        "startedAt", "completedAt", "quotaCharged", "quotaRefunded",
+        "id", "type", "status", "inputImageUrl", "params", "resultUrls", "errorMessage", "failureCode", "createdAt",
+        "updatedAt", "startedAt", "completedAt", "quotaCharged", "quotaRefunded",
     }  # fmt: skip
     assert task["status"] == "pending" and task["type"] == "basic_clean"
     assert task["quotaCharged"] == 1 and task["quotaRefunded"] == 0
