@@ -1,6 +1,15 @@
+"""Users for tests: members (quota granted through the quota service, so the ledger matches) and
+staff (support agents, superusers) with a logged-in admin client."""
+
+from __future__ import annotations
+
+from importlib import import_module
 from typing import Any, cast
 
 import factory
+from django.apps import apps
+from django.contrib.auth.models import Group
+from django.test import Client
 
 from accounts.models import User
 from quota.services import quota_adjust, quota_grant
@@ -43,3 +52,38 @@ def make_user(**fields: Any) -> User:
 
 def make_member(**fields: Any) -> User:
     return cast(User, MemberFactory(**fields))
+
+
+def balance(user: User) -> int:
+    """The user's quota as stored now."""
+    user.refresh_from_db()
+    return user.quota_remaining
+
+
+# --- staff --------------------------------------------------------------------------------------
+
+
+def support_group() -> Group:
+    """The group the data migration made; transactional tests flush it, so make it again then."""
+    group = Group.objects.filter(name="support").first()
+    if group is None:
+        import_module("accounts.migrations.0003_support_group").create_support_group(apps, None)
+        group = Group.objects.get(name="support")
+    return group
+
+
+def make_support(**fields: Any) -> User:
+    user = make_user(is_staff=True, **fields)
+    user.groups.add(support_group())
+    return user
+
+
+def make_superuser(**fields: Any) -> User:
+    return make_user(is_staff=True, is_superuser=True, **fields)
+
+
+def logged_in(user: User) -> Client:
+    """A browser-style client with `user` logged in to the admin."""
+    client = Client()
+    client.force_login(user)
+    return client

@@ -7,8 +7,7 @@ from django.contrib.auth.models import Permission
 from django.utils import timezone
 
 from accounts.models import User
-from accounts.tests.admin_helpers import logged_in, make_superuser, make_support, support_group
-from accounts.tests.factories import make_member, make_user
+from accounts.tests.factories import logged_in, make_member, make_superuser, make_support, make_user, support_group
 from quota.models import LedgerKind, QuotaLedger
 from quota.selectors import quota_mismatches
 

@@ -125,30 +125,12 @@ def test_access_token_cannot_be_used_as_refresh(api: APIClient, member) -> None:
     assert_error(api.post("/api/auth/refresh", {"refresh": access}, format="json"), 401, 1001)
 
 
-def test_quota_for_member_and_non_member(client_for, member, non_member) -> None:
-    body = client_for(member).get("/api/quota").json()
-    assert body["success"] is True
-    assert body["data"]["remaining"] == 10 and body["data"]["isMember"] is True
-    assert body["data"]["expireAt"] is not None
-    other = client_for(non_member).get("/api/quota").json()["data"]
-    assert other == {"remaining": 0, "isMember": False, "expireAt": None}
-
-
-def test_lapsed_member_is_not_a_member(client_for) -> None:
-    user = make_member()
-    user.quota_expire_at = timezone.now() - timedelta(seconds=1)
-    user.save(update_fields=["quota_expire_at"])
-    assert client_for(user).get("/api/quota").json()["data"]["isMember"] is False
-
-
 def test_english_messages_on_request(api: APIClient) -> None:
     response = api.get("/api/auth/me", HTTP_ACCEPT_LANGUAGE="en")
     assert response.json()["error"]["message"] == "Not logged in"
 
 
-def test_me_and_quota_query_counts(client_for, member, django_assert_max_num_queries) -> None:
+def test_me_query_count(client_for, member, django_assert_max_num_queries) -> None:
     client = client_for(member)
     with django_assert_max_num_queries(1):
         assert client.get("/api/auth/me").status_code == 200
-    with django_assert_max_num_queries(1):
-        assert client.get("/api/quota").status_code == 200

@@ -2,8 +2,7 @@ from typing import Any
 
 import pytest
 
-from accounts.tests.admin_helpers import logged_in, make_superuser, make_support
-from accounts.tests.factories import make_member
+from accounts.tests.factories import logged_in, make_member, make_superuser, make_support
 from quota.models import LedgerKind, QuotaLedger
 from quota.services import quota_adjust
 

@@ -1,23 +1,23 @@
+"""The quota services: every move a ledger row under the user's row lock; races decided by real
+threads against PostgreSQL (the row lock and the unique constraint, not luck)."""
+
 import uuid
+from collections import Counter
 from datetime import timedelta
 
 import pytest
-from django.db import IntegrityError, connection
+from django.db import IntegrityError
 from django.utils import timezone
 
 from accounts.models import User
-from accounts.tests.factories import make_member, make_user
+from accounts.tests.factories import balance, make_member, make_user
 from core import errors
+from core.tests.helpers import race
 from quota.models import LedgerKind, QuotaLedger
-from quota.selectors import quota_get, quota_mismatches
+from quota.selectors import quota_mismatches
 from quota.services import quota_adjust, quota_deduct, quota_expire_lapsed, quota_grant, quota_refund
 
 pytestmark = pytest.mark.django_db
-
-
-def balance(user: User) -> int:
-    user.refresh_from_db()
-    return user.quota_remaining
 
 
 def test_deduct_writes_one_ledger_row_and_keeps_the_invariant() -> None:
@@ -131,22 +131,6 @@ def test_expire_lapsed_is_set_based_and_idempotent(django_assert_max_num_queries
     assert quota_mismatches() == []
 
 
-def test_get() -> None:
-    user = make_member(quota=2)
-    info = quota_get(user_id=user.pk)
-    assert (info.remaining, info.is_member) == (2, True)
-    assert quota_get(user_id=make_user().pk).is_member is False
-    with pytest.raises(errors.QuotaUserNotFound):
-        quota_get(user_id=123_456_789)
-
-
-def test_mismatch_is_detected_when_the_ledger_is_tampered_with() -> None:
-    user = make_member(quota=2)
-    with connection.cursor() as cursor:
-        cursor.execute("UPDATE accounts_user SET quota_remaining = 7 WHERE id = %s", [user.pk])
-    assert quota_mismatches() == [(user.username, 7, 2)]
-
-
 def test_absurd_amounts_are_refused_before_they_reach_the_database() -> None:
     from quota.services import MAX_AMOUNT, MAX_BALANCE, MAX_DAYS
 
@@ -163,3 +147,42 @@ def test_absurd_amounts_are_refused_before_they_reach_the_database() -> None:
     User.objects.filter(pk=user.pk).update(quota_remaining=MAX_BALANCE)
     with pytest.raises(errors.InvalidParams):
         quota_adjust(user_id=user.pk, delta=1, reason="over the cap")
+
+
+# --- races --------------------------------------------------------------------------------------
+
+
+def outcomes(results: list[object]) -> Counter[str]:
+    """How each racer ended: "ok" (a ledger row), "none" (nothing to do), an error code, or the
+    name of an unexpected exception."""
+
+    def outcome(result: object) -> str:
+        if isinstance(result, errors.ApplicationError):
+            return str(result.code)
+        if isinstance(result, Exception):
+            return type(result).__name__
+        return "ok" if result is not None else "none"
+
+    return Counter(outcome(r) for r in results)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_100_threads_deduct_from_40() -> None:
+    user = make_member(quota=40)
+    results = race(*[lambda: quota_deduct(user_id=user.pk, amount=1, task_id=uuid.uuid4())] * 100)
+    assert outcomes(results) == Counter({"ok": 40, "1003": 60})
+    assert balance(user) == 0
+    assert QuotaLedger.objects.filter(user=user, kind=LedgerKind.DEDUCT).count() == 40
+    assert quota_mismatches() == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_50_threads_refund_the_same_task_once() -> None:
+    user = make_member(quota=5)
+    task_id = uuid.uuid4()
+    quota_deduct(user_id=user.pk, amount=1, task_id=task_id)
+    results = race(*[lambda: quota_refund(user_id=user.pk, amount=1, task_id=task_id, reason="race")] * 50)
+    assert outcomes(results) == Counter({"ok": 1, "none": 49})
+    assert QuotaLedger.objects.filter(task_id=task_id, kind=LedgerKind.REFUND).count() == 1
+    assert balance(user) == 5
+    assert quota_mismatches() == []

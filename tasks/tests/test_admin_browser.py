@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from accounts.tests.admin_helpers import make_support
-from accounts.tests.factories import PASSWORD, make_member
+from accounts.tests.factories import PASSWORD, make_member, make_support
 from media.tests.images import product_photo
 from quota.models import LedgerKind, QuotaLedger
 from tasks.models import Task, TaskEvent, TaskStatus
