@@ -1,22 +1,111 @@
-"""The guarded download: caps against a local HTTP server, the address policy with patched DNS and
-patched connects (no test traffic ever leaves 127.0.0.1)."""
+"""The guarded download: caps against local servers, and the address policy with patched DNS.
+
+Every test runs behind `connects`, which refuses any connect outside loopback, so no test traffic
+leaves this machine even when the code under test is wrong; and behind `dns`, which answers only
+the names a test gives it."""
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from unittest import mock
 
 import pytest
 
-from media.fetch import FetchError, fetch
+from media.fetch import FetchError, check_user_url, fetch
 from media.tests.images import product_photo
 
 PHOTO = product_photo()
+PUBLIC = "93.184.216.34"
+USER_HOST = "images.example.com"
+PROVIDER_HOST = "results.example.net"
+
+
+def _is_loopback(host: Any) -> bool:
+    try:
+        return ipaddress.ip_address(str(host).split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+@pytest.fixture(autouse=True)
+def connects(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every TCP connect attempted during the test; any outside loopback is refused."""
+    attempts: list[Any] = []
+    real_connect = socket.socket.connect
+
+    def connect(sock: socket.socket, address: Any) -> None:
+        if isinstance(address, tuple):
+            attempts.append(address[:2])
+            if not _is_loopback(address[0]):
+                raise ConnectionRefusedError(f"test: {address[0]} is not loopback; nothing leaves this machine")
+        real_connect(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    return attempts
+
+
+class FakeDns:
+    """getaddrinfo for the test: the names given to it, and address literals (the shorthand IPv4
+    forms too, as the C library accepts them); any other name does not exist."""
+
+    def __init__(self) -> None:
+        self.answers: dict[str, list[list[str]]] = {}
+
+    def answer(self, host: str, *addresses: str) -> None:
+        self.answers[host] = [list(addresses)]
+
+    def rebind(self, host: str, first: str, later: str) -> None:
+        self.answers[host] = [[first], [later]]
+
+    def getaddrinfo(self, host: Any, port: Any, *args: Any, **kwargs: Any) -> list[Any]:
+        host = host.decode() if isinstance(host, bytes) else str(host)
+        try:
+            addresses = [str(ipaddress.ip_address(host))]
+        except ValueError:
+            try:
+                addresses = [socket.inet_ntoa(socket.inet_aton(host))]
+            except OSError:
+                if host not in self.answers:
+                    raise socket.gaierror(socket.EAI_NONAME, "Name or service not known") from None
+                queue = self.answers[host]
+                addresses = queue.pop(0) if len(queue) > 1 else queue[0]
+        port = int(port or 0)
+        return [
+            (socket.AF_INET6, socket.SOCK_STREAM, 6, "", (a, port, 0, 0))
+            if ":" in a
+            else (socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port))
+            for a in addresses
+        ]
+
+
+@pytest.fixture(autouse=True)
+def dns(monkeypatch: pytest.MonkeyPatch) -> FakeDns:
+    fake = FakeDns()
+    monkeypatch.setattr(socket, "getaddrinfo", fake.getaddrinfo)
+    return fake
+
+
+@pytest.fixture
+def provider_on_loopback(settings: Any) -> None:
+    """The escape of the test settings and the embedded default, where RunningHub's simulator
+    serves its results on loopback."""
+    settings.PROVIDER_URL_ALLOW_LOOPBACK = True
+
+
+@pytest.fixture
+def provider_policy(settings: Any) -> None:
+    """The provider policy as deployed: no loopback either."""
+    settings.PROVIDER_URL_ALLOW_LOOPBACK = False
+
+
+# --- a local origin -----------------------------------------------------------------------------
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -29,10 +118,9 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, PHOTO)
         elif path.startswith("/hop/"):
             left = int(path.rsplit("/", 1)[1])
-            self.send_response(302)
-            self.send_header("Location", "/photo.png" if left == 0 else f"/hop/{left - 1}")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+            self._redirect("/photo.png" if left == 0 else f"/hop/{left - 1}")
+        elif path.startswith("/to?"):
+            self._redirect(path.split("?", 1)[1])
         elif path == "/declared-big":
             self.send_response(200)
             self.send_header("Content-Length", str(10**9))
@@ -54,6 +142,12 @@ class Handler(BaseHTTPRequestHandler):
             self._send(503, b"busy")
         else:
             self._send(404, b"nope")
+
+    def _redirect(self, location: str) -> None:
+        self.send_response(302)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
     def _send(self, status: int, body: bytes) -> None:
         self.send_response(status)
@@ -77,18 +171,55 @@ def origin() -> Iterator[str]:
     server.server_close()
 
 
-def test_provider_file_is_downloaded(origin: str) -> None:
+@contextmanager
+def trickling_server(payload: bytes, *, interval: float = 1.0) -> Iterator[int]:
+    """A loopback server that reads the client's first flight, then sends `payload` one byte per
+    `interval`; it hangs up when the payload ends or the client goes."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(10)
+    stop = threading.Event()
+
+    def serve() -> None:
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        with conn:
+            conn.settimeout(2)
+            try:
+                conn.recv(65536)
+                for byte in payload:
+                    if stop.wait(interval):
+                        return
+                    conn.sendall(bytes([byte]))
+            except OSError:
+                return
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        listener.close()
+        thread.join(5)
+
+
+# --- caps ---------------------------------------------------------------------------------------
+
+
+def test_provider_file_is_downloaded(origin: str, provider_on_loopback: None) -> None:
     assert fetch(f"{origin}/photo.png", user_url=False) == PHOTO
 
 
-def test_up_to_three_redirects_are_followed(origin: str) -> None:
+def test_up_to_three_redirects_are_followed(origin: str, provider_on_loopback: None) -> None:
     assert fetch(f"{origin}/hop/2", user_url=False) == PHOTO  # three redirects in all
     with pytest.raises(FetchError, match="重定向次数过多") as caught:
         fetch(f"{origin}/hop/3", user_url=False)
     assert caught.value.transient is False
 
 
-def test_size_cap_declared_or_not(origin: str, settings: Any) -> None:
+def test_size_cap_declared_or_not(origin: str, settings: Any, provider_on_loopback: None) -> None:
     with pytest.raises(FetchError, match="20 MB"):
         fetch(f"{origin}/declared-big", user_url=False)
     settings.UPLOAD_MAX_BYTES = 10_000
@@ -96,63 +227,306 @@ def test_size_cap_declared_or_not(origin: str, settings: Any) -> None:
         fetch(f"{origin}/undeclared-big", user_url=False)
 
 
-def test_time_cap(origin: str, settings: Any) -> None:
+def test_time_cap_on_a_slow_body(origin: str, settings: Any, provider_on_loopback: None) -> None:
     settings.FETCH_TIMEOUT_SECONDS = 1
     started = time.monotonic()
     with pytest.raises(FetchError) as caught:
         fetch(f"{origin}/slow", user_url=False)
     assert caught.value.transient is True
-    assert time.monotonic() - started < 2.5
+    assert time.monotonic() - started < 2
 
 
-def test_status_codes(origin: str) -> None:
+def test_the_deadline_covers_headers_trickled_one_byte_a_second(settings: Any, provider_on_loopback: None) -> None:
+    """Every byte arrives well within any per-read timeout; only a deadline on the whole
+    exchange stops it."""
+    settings.FETCH_TIMEOUT_SECONDS = 2
+    with trickling_server(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello") as port:
+        started = time.monotonic()
+        with pytest.raises(FetchError, match="超时") as caught:
+            fetch(f"http://127.0.0.1:{port}/p.png", user_url=False)
+        elapsed = time.monotonic() - started
+    assert caught.value.transient is True
+    assert 1.5 < elapsed < 2 * settings.FETCH_TIMEOUT_SECONDS
+
+
+def test_the_deadline_covers_a_trickled_tls_handshake(settings: Any, provider_on_loopback: None) -> None:
+    settings.FETCH_TIMEOUT_SECONDS = 2
+    # A TLS record header announcing a 64-byte handshake message, then the message byte by byte.
+    with trickling_server(b"\x16\x03\x03\x00\x40" + b"\x02" * 64) as port:
+        started = time.monotonic()
+        with pytest.raises(FetchError) as caught:
+            fetch(f"https://127.0.0.1:{port}/p.png", user_url=False)
+        elapsed = time.monotonic() - started
+    assert caught.value.transient is True
+    assert 1.5 < elapsed < 2 * settings.FETCH_TIMEOUT_SECONDS
+
+
+def test_status_codes(origin: str, provider_on_loopback: None) -> None:
     with pytest.raises(FetchError) as busy:
         fetch(f"{origin}/busy", user_url=False)
     assert busy.value.transient is True
     with pytest.raises(FetchError) as missing:
         fetch(f"{origin}/missing", user_url=False)
     assert missing.value.transient is False
-    with pytest.raises(FetchError):
-        fetch("file:///etc/passwd", user_url=False)
+    for url in ("file:///etc/passwd", "ftp://127.0.0.1/x.png", "gopher://127.0.0.1:6379/_INFO"):
+        with pytest.raises(FetchError) as other:
+            fetch(url, user_url=False)
+        assert other.value.transient is False
 
 
-# --- user URLs: DNS and connects are patched ----------------------------------------------------
-
-PUBLIC = "93.184.216.34"
+# --- DNS ----------------------------------------------------------------------------------------
 
 
-def answers(*addresses: str) -> Any:
-    """getaddrinfo returning each address in turn (the last one from then on)."""
-    queue = list(addresses)
+def test_a_stuck_dns_lookup_is_cut_off_as_transient(monkeypatch: pytest.MonkeyPatch, settings: Any) -> None:
+    monkeypatch.setattr("media.fetch.DNS_TIMEOUT_SECONDS", 0.5)
+    release = threading.Event()
 
-    def lookup(host: str, port: Any, *args: Any, **kwargs: Any) -> list[Any]:
-        try:
-            socket.inet_pton(socket.AF_INET, host)
-            address = host  # an address literal resolves to itself
-        except OSError:
-            address = queue.pop(0) if len(queue) > 1 else queue[0]
-        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+    def stuck(*args: Any, **kwargs: Any) -> Any:
+        release.wait(10)
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
 
-    return mock.patch("socket.getaddrinfo", side_effect=lookup)
+    try:
+        with mock.patch("socket.getaddrinfo", side_effect=stuck):
+            for attempt in (
+                lambda: check_user_url(f"https://{USER_HOST}/p.png"),
+                lambda: fetch(f"https://{USER_HOST}/p.png", user_url=True),
+            ):
+                started = time.monotonic()
+                with pytest.raises(FetchError) as caught:
+                    attempt()
+                assert caught.value.transient is True
+                assert time.monotonic() - started < 1.5
+    finally:
+        release.set()
 
 
-def test_the_connection_goes_to_the_checked_address_even_if_dns_changes() -> None:
-    """DNS answers a public address for the check, then loopback (rebinding): the connect must
-    still target the checked address. The patched connect records it and refuses."""
-    connects: list[tuple[str, int]] = []
+def test_an_unknown_name_is_refused_for_good() -> None:
+    with pytest.raises(FetchError) as caught:
+        check_user_url(f"https://{USER_HOST}/p.png")
+    assert caught.value.transient is False
 
-    def refuse(address: tuple[str, int], *args: Any, **kwargs: Any) -> socket.socket:
-        connects.append(address)
-        raise ConnectionRefusedError("test: no traffic leaves this machine")
 
-    with (
-        answers(PUBLIC, "127.0.0.1"),
-        mock.patch("urllib3.util.connection.create_connection", side_effect=refuse),
-        pytest.raises(FetchError) as caught,
-    ):
-        fetch("https://images.example.com/p.png", user_url=True)
+# --- the address policy -------------------------------------------------------------------------
+
+REFUSED_ADDRESSES = [
+    "127.0.0.1",
+    "127.45.6.7",
+    "::1",
+    "10.0.0.5",
+    "172.16.3.4",
+    "192.168.1.10",
+    "100.64.0.1",  # carrier-grade NAT
+    "169.254.10.20",
+    "fe80::1",
+    "169.254.169.254",  # cloud metadata
+    "fd00:ec2::254",  # AWS metadata over IPv6
+    "0.0.0.0",
+    "::",
+    "fc00::5",
+    "fec0::1",
+    "224.0.0.1",
+    "ff02::1",
+    "255.255.255.255",
+    "198.18.0.1",
+    "::ffff:127.0.0.1",  # IPv4-mapped
+    "::ffff:10.0.0.5",
+    "::127.0.0.1",  # IPv4-compatible
+    "::10.0.0.5",
+    "::169.254.169.254",
+    "::ffff:0:127.0.0.1",  # IPv4-translated
+    "::ffff:0:10.0.0.5",
+    "2002:7f00:1::1",  # 6to4 of 127.0.0.1
+    "2002:a9fe:a9fe::1",  # 6to4 of 169.254.169.254
+    "2001:0:4136:e378:8000:63bf:3fff:fdd2",  # Teredo
+    "64:ff9b::7f00:1",  # NAT64 well-known prefix, 127.0.0.1
+    "64:ff9b::a9fe:a9fe",
+    "64:ff9b:1::7f00:1",  # NAT64 local-use prefix
+    "64:ff9b:1::a00:5",
+]
+
+LOOPBACK_FORMS = {
+    "127.0.0.1",
+    "127.45.6.7",
+    "::1",
+    "::ffff:127.0.0.1",
+    "::127.0.0.1",
+    "::ffff:0:127.0.0.1",
+    "2002:7f00:1::1",
+    "64:ff9b::7f00:1",
+}
+
+PUBLIC_ADDRESSES = [
+    PUBLIC,
+    "2606:2800:220:1:248:1893:25c8:1946",
+    "::ffff:93.184.216.34",
+    "64:ff9b::5db8:d822",
+    "2002:5db8:d822::1",
+]
+
+
+def literal_host(address: str) -> str:
+    return f"[{address}]" if ":" in address else address
+
+
+def refused(call: Any) -> FetchError:
+    with pytest.raises(FetchError) as caught:
+        call()
+    assert caught.value.transient is False, caught.value
+    return caught.value
+
+
+@pytest.mark.parametrize("address", REFUSED_ADDRESSES)
+def test_a_user_url_resolving_inside_is_refused_at_check_and_fetch(
+    address: str, dns: FakeDns, connects: list[Any]
+) -> None:
+    dns.answer(USER_HOST, address)
+    url = f"https://{USER_HOST}/p.png"
+    assert "内部网络" in str(refused(lambda: check_user_url(url)))
+    refused(lambda: fetch(url, user_url=True))
+    assert connects == []
+
+
+@pytest.mark.parametrize("address", REFUSED_ADDRESSES)
+def test_a_provider_url_resolving_inside_is_refused(
+    address: str, dns: FakeDns, connects: list[Any], provider_policy: None
+) -> None:
+    dns.answer(PROVIDER_HOST, address)
+    for scheme in ("http", "https"):
+        refused(lambda scheme=scheme: fetch(f"{scheme}://{PROVIDER_HOST}/out/1.png", user_url=False))
+    assert connects == []
+
+
+@pytest.mark.parametrize("address", [a for a in REFUSED_ADDRESSES if a not in LOOPBACK_FORMS])
+def test_the_loopback_escape_lets_nothing_else_through(
+    address: str, dns: FakeDns, connects: list[Any], provider_on_loopback: None
+) -> None:
+    dns.answer(PROVIDER_HOST, address)
+    refused(lambda: fetch(f"http://{PROVIDER_HOST}/out/1.png", user_url=False))
+    refused(lambda: fetch(f"http://{literal_host(address)}/out/1.png", user_url=False))
+    assert connects == []
+
+
+@pytest.mark.parametrize("address", REFUSED_ADDRESSES)
+def test_an_internal_address_literal_is_refused(
+    address: str, settings: Any, connects: list[Any], provider_policy: None
+) -> None:
+    host = literal_host(address)
+    settings.INPUT_URL_ALLOWED_HOSTS = [host.strip("[]").lower(), host.lower()]
+    refused(lambda: check_user_url(f"https://{host}/p.png"))
+    refused(lambda: fetch(f"https://{host}/p.png", user_url=True))
+    refused(lambda: fetch(f"http://{host}/p.png", user_url=False))
+    assert connects == []
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "2130706433",
+        "0177.0.0.1",
+        "0x7f.0.0.1",
+        "0x7f000001",
+        "127.1",
+        "017700000001",
+        "0x0a000005",
+        "012.0.0.5",
+        "0xa9.0xfe.0xa9.0xfe",
+    ],
+)
+def test_shorthand_ipv4_forms_are_judged_by_the_address_they_name(
+    host: str, settings: Any, connects: list[Any], provider_policy: None
+) -> None:
+    settings.INPUT_URL_ALLOWED_HOSTS = [host]
+    refused(lambda: check_user_url(f"https://{host}/p.png"))
+    refused(lambda: fetch(f"https://{host}/p.png", user_url=True))
+    refused(lambda: fetch(f"http://{host}/p.png", user_url=False))
+    assert connects == []
+
+
+def test_one_internal_address_among_public_ones_is_enough_to_refuse(dns: FakeDns) -> None:
+    dns.answer(USER_HOST, PUBLIC, "10.0.0.5")
+    refused(lambda: check_user_url(f"https://{USER_HOST}/p.png"))
+
+
+@pytest.mark.parametrize("address", PUBLIC_ADDRESSES)
+def test_public_addresses_pass_and_are_what_the_connection_uses(address: str, dns: FakeDns) -> None:
+    dns.answer(USER_HOST, address)
+    assert ipaddress.ip_address(check_user_url(f"https://{USER_HOST}/p.png")) == ipaddress.ip_address(address)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"http://{USER_HOST}/p.png",
+        f"ftp://{USER_HOST}/p.png",
+        "file:///etc/passwd",
+        f"//{USER_HOST}/p.png",
+        "https://evil.example.org/p.png",
+        f"https://{USER_HOST}@127.0.0.1/p.png",
+        f"https://{USER_HOST}:443@127.0.0.1/p.png",
+        f"https://user:secret@{USER_HOST}/p.png",
+        f"https://{USER_HOST}\\@127.0.0.1/p.png",
+        f"https://127.0.0.1#@{USER_HOST}/p.png",
+        f"https://{USER_HOST}.evil.example.org/p.png",
+        f"https://{USER_HOST}:99999/p.png",
+        "https:///p.png",
+    ],
+)
+def test_user_urls_need_https_on_an_allowed_host_without_userinfo(url: str, dns: FakeDns, connects: list[Any]) -> None:
+    dns.answer(USER_HOST, PUBLIC)
+    dns.answer(f"{USER_HOST}.evil.example.org", PUBLIC)
+    dns.answer("evil.example.org", PUBLIC)
+    refused(lambda: check_user_url(url))
+    refused(lambda: fetch(url, user_url=True))
+    assert connects == []
+
+
+def test_provider_urls_skip_only_the_host_list(dns: FakeDns, connects: list[Any]) -> None:
+    """Any public host will do for RunningHub's files; the connect goes to the checked address
+    (refused here by the guard, which makes it a transient network error)."""
+    dns.rebind(PROVIDER_HOST, PUBLIC, "127.0.0.1")
+    with pytest.raises(FetchError) as caught:
+        fetch(f"https://{PROVIDER_HOST}/out/1.png", user_url=False)
     assert caught.value.transient is True
     assert connects == [(PUBLIC, 443)]
+
+
+def test_an_ipv6_answer_is_pinned_too(dns: FakeDns, connects: list[Any]) -> None:
+    dns.answer(PROVIDER_HOST, "2606:2800:220:1:248:1893:25c8:1946")
+    with pytest.raises(FetchError):
+        fetch(f"http://{PROVIDER_HOST}/out/1.png", user_url=False)
+    assert connects == [("2606:2800:220:1:248:1893:25c8:1946", 80)]
+
+
+def test_provider_urls_on_loopback_need_the_setting(origin: str, settings: Any, connects: list[Any]) -> None:
+    settings.PROVIDER_URL_ALLOW_LOOPBACK = False
+    refused(lambda: fetch(f"{origin}/photo.png", user_url=False))
+    assert connects == []
+    settings.PROVIDER_URL_ALLOW_LOOPBACK = True
+    assert fetch(f"{origin}/photo.png", user_url=False) == PHOTO
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "http://10.0.0.5/x.png",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::ffff:10.0.0.5]/x.png",
+        "http://[fd00:ec2::254]/x.png",
+        "http://0x0a000005/x.png",
+        f"http://{PROVIDER_HOST}/x.png",
+    ],
+)
+def test_a_provider_redirect_inside_is_refused(
+    target: str, origin: str, dns: FakeDns, connects: list[Any], provider_on_loopback: None
+) -> None:
+    """Loopback is allowed for the simulator; private, link-local and metadata addresses are
+    not, also when a redirect names them."""
+    dns.answer(PROVIDER_HOST, "192.168.1.10")
+    refused(lambda: fetch(f"{origin}/to?{target}", user_url=False))
+    assert all(_is_loopback(host) for host, _port in connects)
+
+
+# --- user URLs through patched exchanges --------------------------------------------------------
 
 
 class FakeAnswer:
@@ -164,36 +538,51 @@ class FakeAnswer:
     def read1(self, size: int) -> bytes:
         return self._body.pop(0)
 
-    def release_conn(self) -> None:
-        pass
 
-    def close(self) -> None:
-        pass
+def exchanges(*answers: FakeAnswer) -> Any:
+    return mock.patch("media.fetch._exchange", side_effect=[nullcontext(a) for a in answers])
 
 
-def test_every_redirect_hop_is_checked_again(settings: Any) -> None:
-    settings.INPUT_URL_ALLOWED_HOSTS = ["images.example.com", "cdn.example.com"]
-    hops = [FakeAnswer(302, "https://cdn.example.com/p.png"), FakeAnswer(200)]
-    with (
-        answers(PUBLIC, "10.0.0.5"),
-        mock.patch("media.fetch._open", side_effect=hops) as opened,
-        pytest.raises(FetchError, match="内部网络"),
-    ):
-        fetch("https://images.example.com/p.png", user_url=True)
+def test_the_connection_goes_to_the_checked_address_even_if_dns_changes(dns: FakeDns, connects: list[Any]) -> None:
+    """DNS answers a public address for the check, then loopback (rebinding): the connect must
+    still target the checked address, which the guard refuses."""
+    dns.rebind(USER_HOST, PUBLIC, "127.0.0.1")
+    with pytest.raises(FetchError) as caught:
+        fetch(f"https://{USER_HOST}/p.png", user_url=True)
+    assert caught.value.transient is True
+    assert connects == [(PUBLIC, 443)]
+
+
+def test_every_redirect_hop_is_checked_again(settings: Any, dns: FakeDns) -> None:
+    settings.INPUT_URL_ALLOWED_HOSTS = [USER_HOST, "cdn.example.com"]
+    dns.answer(USER_HOST, PUBLIC)
+    dns.answer("cdn.example.com", "10.0.0.5")
+    with exchanges(FakeAnswer(302, "https://cdn.example.com/p.png"), FakeAnswer(200)) as opened:
+        assert "内部网络" in str(refused(lambda: fetch(f"https://{USER_HOST}/p.png", user_url=True)))
     assert opened.call_count == 1, "the hop to the internal address was never opened"
 
 
-def test_a_redirect_off_the_allowed_hosts_or_to_http_is_refused() -> None:
-    for location in ("https://evil.example.org/p.png", "http://images.example.com/p.png"):
-        with (
-            answers(PUBLIC),
-            mock.patch("media.fetch._open", side_effect=[FakeAnswer(302, location)]),
-            pytest.raises(FetchError),
-        ):
-            fetch("https://images.example.com/p.png", user_url=True)
+@pytest.mark.parametrize(
+    "location",
+    [
+        "https://evil.example.org/p.png",
+        f"http://{USER_HOST}/p.png",
+        "https://127.0.0.1/p.png",
+        "https://[::ffff:169.254.169.254]/p.png",
+        f"https://{USER_HOST}@127.0.0.1/p.png",
+        "file:///etc/passwd",
+    ],
+)
+def test_a_user_redirect_off_the_policy_is_refused(location: str, dns: FakeDns) -> None:
+    dns.answer(USER_HOST, PUBLIC)
+    dns.answer("evil.example.org", PUBLIC)
+    with exchanges(FakeAnswer(302, location)) as opened:
+        refused(lambda: fetch(f"https://{USER_HOST}/p.png", user_url=True))
+    assert opened.call_count == 1
 
 
-def test_a_clean_user_url_downloads_through_the_pinned_address() -> None:
-    with answers(PUBLIC), mock.patch("media.fetch._open", side_effect=[FakeAnswer(200)]) as opened:
-        assert fetch("https://images.example.com/p.png", user_url=True) == PHOTO
+def test_a_clean_user_url_downloads_through_the_pinned_address(dns: FakeDns) -> None:
+    dns.answer(USER_HOST, PUBLIC)
+    with exchanges(FakeAnswer(200)) as opened:
+        assert fetch(f"https://{USER_HOST}/p.png", user_url=True) == PHOTO
     assert opened.call_args.kwargs["address"] == PUBLIC
