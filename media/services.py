@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 import uuid
 
 from core import errors
@@ -43,8 +44,14 @@ def upload_key_for_url(url: str) -> str | None:
     return match[0] if match is not None else None
 
 
-def media_result_key(*, user_id: int, task_id: uuid.UUID, index: int, ext: str) -> str:
-    return f"results/{user_id}/{task_id}/{index}.{ext}"
+def media_result_stage() -> str:
+    """An unguessable folder name for one attempt's results: until the audit passes and the task
+    hands the URLs out, nobody can guess where the files are (a blocked result is deleted there)."""
+    return secrets.token_hex(16)
+
+
+def media_result_key(*, user_id: int, task_id: uuid.UUID, stage: str, index: int, ext: str) -> str:
+    return f"results/{user_id}/{task_id}/{stage}/{index}.{ext}"
 
 
 def media_require_upload(*, key: str) -> None:

@@ -28,8 +28,8 @@ from aimodel.selectors import prompt_for
 from aimodel.types import AuditUnavailable, AuditVerdict, ImageOutput
 from core.errors import ApplicationError
 from media.fetch import FetchError, fetch
-from media.images import image_inspect
-from media.services import media_result_key, upload_key_for_url
+from media.images import image_inspect, image_sanitize
+from media.services import media_result_key, media_result_stage, upload_key_for_user
 from media.storage import get_storage
 from tasks.lifecycle import (
     task_claim,
@@ -104,7 +104,7 @@ def task_advance(*, task_id: uuid.UUID, token: datetime | None) -> None:
 
 
 def _input_image(task: Task) -> bytes:
-    upload_key = upload_key_for_url(task.input_image_url)
+    upload_key = upload_key_for_user(task.input_image_url, user_id=task.user_id)
     try:
         if upload_key is not None:
             return get_storage().read(key=upload_key)
@@ -119,9 +119,15 @@ def _input_image(task: Task) -> bytes:
         raise Retry(f"读取输入图片失败: {exc}") from exc
 
 
-def _checked_image(name: str, data: bytes) -> ImageOutput:
+def _checked_image(name: str, data: bytes, *, sanitize: bool = True) -> ImageOutput:
+    """The upload checks for any image that did not come through the upload endpoint. Files we
+    pass on or store are re-encoded without metadata (no GPS goes to RunningHub or to our bucket);
+    the engine's input only needs the checks, its outputs are new images."""
     try:
-        info = image_inspect(data=data)
+        if sanitize:
+            data, info = image_sanitize(data=data)
+        else:
+            info = image_inspect(data=data)
     except ApplicationError as exc:
         raise Fail(f"图片无效: {exc.message('zh')}", detail=exc) from exc
     return ImageOutput(name=name, data=data, content_type=info.content_type, ext=info.ext)
@@ -129,8 +135,9 @@ def _checked_image(name: str, data: bytes) -> ImageOutput:
 
 def _store_audit_and_succeed(task: Task, outputs: list[ImageOutput]) -> None:
     storage = get_storage()
+    stage = media_result_stage()
     keys = [
-        media_result_key(user_id=task.user_id, task_id=task.pk, index=n, ext=out.ext)
+        media_result_key(user_id=task.user_id, task_id=task.pk, stage=stage, index=n, ext=out.ext)
         for n, out in enumerate(outputs, 1)
     ]
     try:
@@ -174,7 +181,7 @@ def _run_basic_clean(task: Task) -> None:
     if task.status == TaskStatus.PENDING and task_start(task_id=task.pk) is None:
         return
     # The engine decodes the photo: it gets only what passed the same checks as an upload.
-    image = _checked_image("input", _input_image(task)).data
+    image = _checked_image("input", _input_image(task), sanitize=False).data
     try:
         outputs = basic_clean(image=image, work_prefix=f"work/{task.pk}")
     except EngineError as exc:

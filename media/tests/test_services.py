@@ -4,11 +4,12 @@ upload only for the user it was handed to."""
 from __future__ import annotations
 
 import io
+import uuid
 
 import pytest
 from PIL import Image
 
-from media.services import media_upload, upload_key_for_user
+from media.services import media_result_key, media_result_stage, media_upload, upload_key_for_user
 from media.storage import get_storage
 from media.tests.images import BLUE, RED, camera_exif, encode, pixel, product_photo, two_tone
 
@@ -57,3 +58,13 @@ def test_an_upload_url_is_an_upload_only_for_its_owner() -> None:
 )
 def test_anything_but_the_exact_upload_key_shape_is_no_upload(url: str) -> None:
     assert upload_key_for_user(url, user_id=7) is None
+
+
+def test_result_keys_sit_under_an_unguessable_stage_folder() -> None:
+    """Results are stored before the audit decides: until the task hands the URLs out, nobody can
+    guess where they are (a blocked result is deleted there, never having been reachable)."""
+    task_id = uuid.uuid4()
+    first, second = media_result_stage(), media_result_stage()
+    assert first != second and len(first) == 32 and int(first, 16) >= 0
+    key = media_result_key(user_id=7, task_id=task_id, stage=first, index=1, ext="png")
+    assert key == f"results/7/{task_id}/{first}/1.png"
