@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest services browser bench clean
+.PHONY: run test lint typecheck pytest services browser node bench clean
 
 $(STAMP): requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,12 @@ browser:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	    chromium chromium-driver fonts-wqy-microhei >/dev/null; }
 
+# The generated-clients test type-checks and runs the TypeScript example (clients/typescript) on
+# Node.js; install Debian's when it is missing.
+node:
+	@command -v node >/dev/null && command -v npm >/dev/null || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -42,7 +48,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy .
 	DJANGO_SETTINGS_MODULE=config.test_settings $(BIN)/python manage.py spectacular --validate --fail-on-warn --file /dev/null
 
-pytest: $(STAMP) services browser
+pytest: $(STAMP) services browser node
 	$(BIN)/pytest --create-db
 
 ## Lint, type-check and the whole test suite on real PostgreSQL and Redis.

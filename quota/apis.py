@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -15,6 +15,8 @@ from core.serializers import UtcDateTimeField
 from quota.selectors import quota_info
 
 
+# One object although the viewset action is `list` (which drf-spectacular would show as an array).
+@extend_schema_serializer(many=False)
 class QuotaOut(serializers.Serializer[Any]):
     remaining = serializers.IntegerField()
     isMember = serializers.BooleanField(source="is_member")
