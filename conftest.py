@@ -12,8 +12,11 @@ from rest_framework.test import APIClient
 
 from accounts.models import User
 from accounts.tests.factories import make_member, make_user
+from aimodel.engines import runninghub_client
 from devtools.cos_testing import RunningCos, start_cos_server
 from devtools.testing import SimulatorHandle, start_simulator
+from media.storage import get_storage
+from media.tests.factories import upload_photo
 
 
 @pytest.fixture(autouse=True)
@@ -63,8 +66,6 @@ def staff(db: None) -> User:
 @pytest.fixture(autouse=True)
 def _media_root(settings: Any, tmp_path: Path) -> Iterator[None]:
     """Each test stores files in its own folder."""
-    from media.storage import get_storage
-
     settings.MEDIA_ROOT = tmp_path / "media"
     get_storage.cache_clear()
     yield
@@ -74,15 +75,7 @@ def _media_root(settings: Any, tmp_path: Path) -> Iterator[None]:
 @pytest.fixture
 def uploaded(member: User, client_for: Callable[[User], APIClient]) -> str:
     """The URL of a product photo `member` uploaded through the API."""
-    from django.core.files.uploadedfile import SimpleUploadedFile
-
-    from media.tests.images import product_photo
-
-    response = client_for(member).post(
-        "/api/media/upload", {"file": SimpleUploadedFile("p.png", product_photo(), "image/png")}, format="multipart"
-    )
-    assert response.status_code == 201, response.content
-    return str(response.json()["data"]["url"])
+    return upload_photo(client_for(member))
 
 
 @pytest.fixture
@@ -119,9 +112,15 @@ def simulator() -> Iterator[SimulatorHandle]:
 
 
 @pytest.fixture
-def sim(simulator: SimulatorHandle) -> SimulatorHandle:
+def sim(simulator: SimulatorHandle, settings: Any) -> Iterator[SimulatorHandle]:
+    """The simulator reset to its start-up settings, with the product's RunningHub client pointed
+    at it. Fault modes: `sim.configure(...)` (devtools/runninghub_sim/state.py lists them)."""
     simulator.reset()
-    return simulator
+    settings.RUNNINGHUB_BASE_URL = simulator.base_url
+    settings.RUNNINGHUB_API_KEY = simulator.api_key
+    runninghub_client.cache_clear()
+    yield simulator
+    runninghub_client.cache_clear()
 
 
 @pytest.fixture(scope="session")
@@ -133,8 +132,23 @@ def cos_server() -> Iterator[RunningCos]:
 
 @pytest.fixture
 def cos(cos_server: RunningCos) -> RunningCos:
+    """The COS server reset: empty private buckets, no verdicts, no faults."""
     cos_server.state.reset()
     return cos_server
+
+
+@pytest.fixture
+def cos_storage(cos: RunningCos, settings: Any) -> Iterator[RunningCos]:
+    """The product keeps its files (uploads, results) on the local COS server."""
+    settings.STORAGE_BACKEND = "cos"
+    settings.COS_SECRET_ID = cos.secret_id
+    settings.COS_SECRET_KEY = cos.secret_key
+    settings.COS_BUCKET = cos.bucket
+    settings.COS_REGION = cos.region
+    settings.COS_ENDPOINT_URL = cos.endpoint_url
+    get_storage.cache_clear()
+    yield cos
+    get_storage.cache_clear()
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
-"""A real Celery worker (in a thread of the test process, on the Redis broker) and the RunningHub
-simulator over real HTTP, for the end-to-end tests."""
+"""Fixtures of the task tests: a member's task ordered through the API, and a real Celery worker
+(in a thread of the test process, on the Redis broker) for the end-to-end tests."""
 
 from __future__ import annotations
 
@@ -10,21 +10,14 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from aimodel.engines import runninghub_client
-from devtools.testing import SimulatorHandle
+from accounts.models import User
+from tasks.tests.factories import post_create
 
 
 @pytest.fixture
-def sim(simulator: SimulatorHandle, settings: Any) -> Iterator[SimulatorHandle]:
-    """The simulator, reset, with the product pointed at it and polling every second."""
-    simulator.reset()
-    simulator.configure(run_time=0.5, webhook=False)
-    settings.RUNNINGHUB_BASE_URL = simulator.base_url
-    settings.RUNNINGHUB_API_KEY = simulator.api_key
-    settings.RUNNINGHUB_POLL_INTERVAL = 1
-    runninghub_client.cache_clear()
-    yield simulator
-    runninghub_client.cache_clear()
+def own_task(client_for: Callable[[User], APIClient], member: User, uploaded: str) -> dict[str, Any]:
+    """A basic_clean task `member` ordered through the API, as the API answered it."""
+    return dict(post_create(client_for(member), {"type": "basic_clean", "inputImageUrl": uploaded}).json()["data"])
 
 
 @pytest.fixture

@@ -12,8 +12,10 @@ from unittest import mock
 
 from celery import Celery
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from accounts.models import User
+from accounts.tests.factories import make_member
 from tasks.creation import task_create
 from tasks.lifecycle import task_fail, task_start, task_succeed
 from tasks.models import FailureCode, Task, TaskStatus, TaskType
@@ -25,10 +27,12 @@ PUBLIC_ADDRESS = "93.184.216.34"
 
 @contextmanager
 def public_dns(address: str = PUBLIC_ADDRESS) -> Iterator[None]:
-    """Every host name resolves to `address` (the DNS edge; no connection is made by creation)."""
+    """Every host name resolves to `address`, a public one unless a test says otherwise (the DNS
+    edge; no connection is made by creation)."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
 
     def resolve(host: Any, port: Any, *args: Any, **kwargs: Any) -> list[Any]:
-        return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, port or 443))]
+        return [(family, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, port or 443))]
 
     with mock.patch("socket.getaddrinfo", side_effect=resolve):
         yield
@@ -91,3 +95,14 @@ def make_task(
     if fields:
         Task.objects.filter(pk=task.pk).update(**fields)
     return Task.objects.get(pk=task.pk)
+
+
+def make_stale_tasks(count: int, *, age: timedelta = timedelta(hours=1)) -> list[Task]:
+    """`count` pending tasks of one member, created `age` ago: past the pending timeout."""
+    owner = make_member(quota=count)
+    return [make_task(owner, age=age) for _ in range(count)]
+
+
+def post_create(client: APIClient, body: Any, **headers: Any) -> Any:
+    """POST /api/task/create as the client's user; the response, whatever it is."""
+    return client.post("/api/task/create", body, format="json", **headers)

@@ -6,7 +6,7 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 
 from accounts.models import User
-from accounts.tests.factories import logged_in, make_member, make_superuser, make_support, make_user
+from accounts.tests.factories import balance, logged_in, make_member, make_superuser, make_support, make_user
 from quota.models import LedgerKind, QuotaLedger
 from quota.selectors import quota_mismatches
 from tasks.models import FailureCode, Task, TaskEvent, TaskStatus
@@ -24,11 +24,6 @@ def run_action(client: Client, action: str, *tasks: Task, **extra: Any) -> Any:
 
 def refunds(task: Task) -> list[QuotaLedger]:
     return list(QuotaLedger.objects.filter(task_id=task.pk, kind=LedgerKind.REFUND))
-
-
-def balance(user: User) -> int:
-    user.refresh_from_db()
-    return user.quota_remaining
 
 
 def shown(client: Client, query: str) -> set[Any]:

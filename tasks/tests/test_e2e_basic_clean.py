@@ -4,35 +4,30 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
-from typing import Any
 
 import pytest
-from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 from rest_framework.test import APIClient
 
 from accounts.models import User
+from accounts.tests.factories import balance
+from media.storage import get_storage
+from media.tests.factories import upload
 from media.tests.images import product_photo
 from quota.models import LedgerKind, QuotaLedger
 from quota.selectors import quota_mismatches
 from tasks.models import Task, TaskEvent
 from tasks.tests.conftest import task_status, wait_for
-from tasks.tests.factories import public_dns
+from tasks.tests.factories import post_create
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 
 def test_basic_clean_end_to_end(worker: None, member: User, client_for: Callable[[User], APIClient]) -> None:
     client = client_for(member)
-    upload = client.post(
-        "/api/media/upload",
-        {"file": SimpleUploadedFile("bottle.jpg", product_photo(fmt="JPEG"), "image/jpeg")},
-        format="multipart",
-    )
-    assert upload.status_code == 201
-    created = client.post(
-        "/api/task/create", {"type": "basic_clean", "inputImageUrl": upload.json()["data"]["url"]}, format="json"
-    )
+    uploaded = upload(client, product_photo(fmt="JPEG"), "bottle.jpg", "image/jpeg")
+    assert uploaded.status_code == 201
+    created = post_create(client, {"type": "basic_clean", "inputImageUrl": uploaded.json()["data"]["url"]})
     assert created.status_code == 201
     task_id = created.json()["data"]["id"]
 
@@ -63,23 +58,16 @@ def test_basic_clean_end_to_end(worker: None, member: User, client_for: Callable
 
 
 def test_undecodable_input_fails_and_refunds(
-    worker: None, member: User, client_for: Callable[[User], APIClient], settings: Any
+    worker: None, member: User, client_for: Callable[[User], APIClient]
 ) -> None:
-    """A user URL whose file turns out not to be an image fails once, with one refund."""
-    from unittest import mock
-
+    """An input whose file turns out not to be an image (an upload damaged in storage after it
+    was checked) fails once, with one refund."""
     client = client_for(member)
-    with public_dns():
-        created = client.post(
-            "/api/task/create",
-            {"type": "basic_clean", "inputImageUrl": "https://images.example.com/x.png"},
-            format="json",
-        )
-    task_id = created.json()["data"]["id"]
-    with mock.patch("tasks.processing.fetch", return_value=b"not an image at all"):
-        task = wait_for(task_status(client, task_id, "success", "failed"))
+    uploaded = upload(client, product_photo()).json()["data"]
+    get_storage().save(key=uploaded["key"], data=b"not an image at all", content_type="image/png")
+    created = post_create(client, {"type": "basic_clean", "inputImageUrl": uploaded["url"]})
+    task = wait_for(task_status(client, created.json()["data"]["id"], "success", "failed"))
     assert task["status"] == "failed" and task["quotaRefunded"] == 1
     assert "图片" in task["errorMessage"]
-    member.refresh_from_db()
-    assert member.quota_remaining == 10
+    assert balance(member) == 10
     assert quota_mismatches() == []

@@ -3,23 +3,24 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 from rest_framework.test import APIClient
 
 from accounts.models import User
 from devtools.testing import SimulatorHandle
 from media.storage import get_storage
-from media.tests.images import product_photo
+from media.tests.factories import upload_photo
 from quota.models import LedgerKind, QuotaLedger
 from quota.selectors import quota_mismatches
 from tasks.models import Task
 from tasks.sweep import tasks_sweep
 from tasks.tests.conftest import task_status, wait_for
+from tasks.tests.factories import post_create
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -27,16 +28,24 @@ Client = Callable[[User], APIClient]
 
 
 @pytest.fixture
-def order(member: User, client_for: Client, prompt_templates: None) -> Callable[..., tuple[APIClient, str]]:
+def polled(sim: SimulatorHandle, settings: Any) -> SimulatorHandle:
+    """The simulator finishing a job in half a second and calling no webhook; the worker polls
+    it every second."""
+    sim.configure(run_time=0.5, webhook=False)
+    settings.RUNNINGHUB_POLL_INTERVAL = 1
+    return sim
+
+
+@pytest.fixture
+def order(
+    polled: SimulatorHandle, member: User, client_for: Client, prompt_templates: None
+) -> Callable[..., tuple[APIClient, str]]:
     """Upload a photo as `member` and order model_pose12; returns (client, task id)."""
 
     def make(**params: str) -> tuple[APIClient, str]:
         client = client_for(member)
-        upload = client.post(
-            "/api/media/upload", {"file": SimpleUploadedFile("p.png", product_photo(), "image/png")}, format="multipart"
-        )
-        body = {"type": "model_pose12", "inputImageUrl": upload.json()["data"]["url"], "params": params}
-        created = client.post("/api/task/create", body, format="json")
+        body = {"type": "model_pose12", "inputImageUrl": upload_photo(client), "params": params}
+        created = post_create(client, body)
         assert created.status_code == 201, created.content
         return client, created.json()["data"]["id"]
 
@@ -136,20 +145,18 @@ def test_queue_full_forever_hits_the_pending_timeout(
     task = client.get(f"/api/task/{task_id}").json()["data"]
     assert task["status"] == "failed" and task["errorMessage"].startswith("任务超时")
     calls = sim.state()["calls"]["/task/openapi/ai-app/run"]
-    import time
-
     time.sleep(4)
     assert sim.state()["calls"]["/task/openapi/ai-app/run"] <= calls + 1, "retries must stop once the task failed"
     assert refunds(task_id) == 1
 
 
 @pytest.fixture
-def webhook_first(sim: SimulatorHandle, live_server: Any, settings: Any) -> Iterator[SimulatorHandle]:
+def webhook_first(polled: SimulatorHandle, live_server: Any, settings: Any) -> SimulatorHandle:
     """Webhooks to the live server; the poller waits a minute, so the webhook always comes first."""
     settings.PUBLIC_BASE_URL = live_server.url
     settings.RUNNINGHUB_POLL_INTERVAL = 60
-    sim.configure(webhook=True)
-    yield sim
+    polled.configure(webhook=True)
+    return polled
 
 
 def test_webhook_before_the_poller_gives_one_success(worker: None, webhook_first: SimulatorHandle, order: Any) -> None:
@@ -181,7 +188,5 @@ def test_forged_webhook_changes_nothing(
         ]["code"]
         == 4002
     )
-    import time
-
     time.sleep(2)
     assert client.get(f"/api/task/{task_id}").json()["data"]["status"] == "processing"

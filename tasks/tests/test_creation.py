@@ -1,0 +1,170 @@
+"""Ordering a job (tasks/creation.py): the SPEC §4 order of checks, own uploads and the input URL
+policy before any charge, the charge and the insert together, and the Idempotency-Key (also
+under concurrent requests, with real threads on PostgreSQL)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from accounts.models import User
+from accounts.tests.factories import balance, make_member
+from core.tests.helpers import error_of, race
+from media.tests.factories import upload_photo
+from quota.selectors import quota_mismatches
+from tasks.creation import task_create
+from tasks.models import IdempotencyKey, Task, TaskType
+from tasks.tests.factories import INPUT_URL, broker, post_create, public_dns
+
+pytestmark = pytest.mark.django_db
+
+Client = Callable[[User], APIClient]
+
+
+def test_type_is_checked_before_params_and_membership(client_for: Client, non_member: User) -> None:
+    assert error_of(post_create(client_for(non_member), {"type": "x", "params": {"bad": 1}})) == (400, 4001)
+    assert error_of(post_create(client_for(non_member), {"type": "model_pose12", "params": {"bad": 1}})) == (
+        400,
+        4002,
+    )
+
+
+def test_non_member_is_4003(client_for: Client, non_member: User, uploaded: str) -> None:
+    response = post_create(client_for(non_member), {"type": "basic_clean", "inputImageUrl": uploaded})
+    assert error_of(response) == (403, 4003)
+    assert response.json()["error"]["message"] == "请先开通会员"
+
+
+def test_out_of_quota_is_1003_and_nothing_is_created(client_for: Client) -> None:
+    poor = make_member(quota=0)
+    response = post_create(client_for(poor), {"type": "basic_clean", "inputImageUrl": upload_photo(client_for(poor))})
+    assert error_of(response) == (403, 1003)
+    assert response.json()["error"]["message"] == "配额不足,请续费"
+    assert not Task.objects.filter(user=poor).exists()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://images.example.com/a.png",
+        "https://evil.example.org/a.png",
+        "ftp://images.example.com/a.png",
+        "https://user:pw@images.example.com/a.png",
+        "not a url",
+        "",
+        None,
+        "http://testserver/media/uploads/1/../../etc/passwd",
+        "http://testserver/media/uploads/999/missing.png",
+        "http://testserver/media/uploads/1/\u0000.png",
+        "https://images.example.com:99999/x.png",
+        "https://[::1/x.png",
+    ],
+)
+def test_unacceptable_input_urls_are_4002_before_any_charge(client_for: Client, member: User, url: Any) -> None:
+    with public_dns():
+        response = post_create(client_for(member), {"type": "basic_clean", "inputImageUrl": url})
+    assert error_of(response) == (400, 4002)
+    assert balance(member) == 10
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1",
+        "10.1.2.3",
+        "172.16.0.9",
+        "192.168.1.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "::1",
+        "fd00::1",
+        "fec0::1",
+        "0.0.0.0",
+        "::ffff:10.0.0.1",
+        "64:ff9b::a9fe:a9fe",
+        "2002:a9fe:a9fe::1",
+        "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+    ],
+)
+def test_allowed_host_resolving_to_an_internal_address_is_4002(client_for: Client, member: User, address: str) -> None:
+    with public_dns(address):
+        response = post_create(client_for(member), {"type": "basic_clean", "inputImageUrl": INPUT_URL})
+    assert error_of(response) == (400, 4002)
+    assert balance(member) == 10
+
+
+def test_allowed_public_host_is_accepted(client_for: Client, member: User) -> None:
+    with public_dns():
+        response = post_create(client_for(member), {"type": "basic_clean", "inputImageUrl": INPUT_URL})
+    assert response.status_code == 201
+
+
+# --- Idempotency-Key ----------------------------------------------------------------------------
+
+
+def test_idempotent_replay_returns_the_same_task_without_a_second_charge(
+    client_for: Client, member: User, uploaded: str
+) -> None:
+    client = client_for(member)
+    body = {"type": "basic_clean", "inputImageUrl": uploaded}
+    first = post_create(client, body, HTTP_IDEMPOTENCY_KEY="order-42")
+    again = post_create(client, body, HTTP_IDEMPOTENCY_KEY="order-42")
+    assert first.status_code == again.status_code == 201
+    assert again.json()["data"]["id"] == first.json()["data"]["id"]
+    assert again["Idempotent-Replayed"] == "true"
+    assert balance(member) == 9
+    conflict = post_create(client, {**body, "type": "model_pose12"}, HTTP_IDEMPOTENCY_KEY="order-42")
+    assert error_of(conflict) == (409, 4009)
+    assert conflict.json()["error"]["message"] == "幂等键冲突"
+    stranger = client_for(make_member())
+    other = post_create(stranger, {**body, "inputImageUrl": upload_photo(stranger)}, HTTP_IDEMPOTENCY_KEY="order-42")
+    assert other.status_code == 201 and other.json()["data"]["id"] != first.json()["data"]["id"]
+
+
+def test_idempotency_key_expires_after_24_hours(client_for: Client, member: User, uploaded: str) -> None:
+    client = client_for(member)
+    body = {"type": "basic_clean", "inputImageUrl": uploaded}
+    first = post_create(client, body, HTTP_IDEMPOTENCY_KEY="k")
+    IdempotencyKey.objects.update(created_at=timezone.now() - timedelta(hours=25))
+    second = post_create(client, body, HTTP_IDEMPOTENCY_KEY="k")
+    assert second.status_code == 201 and second.json()["data"]["id"] != first.json()["data"]["id"]
+    assert balance(member) == 8
+
+
+def test_replay_shows_the_task_as_it_is_now(client_for: Client, member: User, uploaded: str) -> None:
+    client = client_for(member)
+    body = {"type": "basic_clean", "inputImageUrl": uploaded}
+    task_id = post_create(client, body, HTTP_IDEMPOTENCY_KEY="r-1").json()["data"]["id"]
+    client.post(f"/api/task/{task_id}/cancel")
+    replay = post_create(client, body, HTTP_IDEMPOTENCY_KEY="r-1").json()["data"]
+    assert (replay["id"], replay["status"], replay["quotaRefunded"]) == (task_id, "failed", 1)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("quota", [1, 10])
+def test_concurrent_requests_with_one_idempotency_key_make_one_task(quota: int) -> None:
+    """With quota for one task only, the retries must replay it rather than be refused (1003)."""
+
+    owner = make_member(quota=quota)
+
+    def order() -> object:
+        return task_create(
+            user=owner,
+            task_type=TaskType.BASIC_CLEAN,
+            input_image_url=INPUT_URL,
+            params={},
+            idempotency_key="checkout-7",
+        ).task.pk
+
+    with public_dns(), broker():
+        results = race(*[order] * 10)
+    assert len(set(results)) == 1 and isinstance(results[0], uuid.UUID), results
+    assert balance(owner) == quota - 1
+    assert Task.objects.filter(user=owner).count() == 1
+    assert quota_mismatches() == []
