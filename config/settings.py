@@ -332,3 +332,10 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": _setting("LOG_LEVEL", env.str, "INFO")},
 }
+# Argon2id first (accounts/hashers.py); PBKDF2 stays after it so hashes made before are still
+# accepted, and Django re-hashes them with Argon2id at their next login.
+PASSWORD_HASHERS = [
+    "accounts.hashers.TunedArgon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+]
