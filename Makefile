@@ -15,6 +15,7 @@ $(STAMP): requirements.txt
 run: $(STAMP)
 	@mkdir -p var
 	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(BIN)/python manage.py bootstrap_demo
 	@echo
 	@echo "  API      http://127.0.0.1:8000/api/   (docs: http://127.0.0.1:8000/api/docs)"

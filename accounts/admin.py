@@ -11,8 +11,13 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.html import format_html
+from django.utils.text import format_lazy
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
-from accounts.forms import QuotaChangeForm
+from accounts.forms import COMPENSATE, QuotaChangeForm
 from accounts.models import User
 from core.admin import ReadOnlyAdminMixin
 from quota.models import QuotaLedger
@@ -20,12 +25,16 @@ from quota.models import QuotaLedger
 LEDGER_INLINE_ROWS = 50
 
 
+def to_the_second(moment: Any) -> str:
+    return "-" if moment is None else date_format(timezone.localtime(moment), "Y-m-d H:i:s")
+
+
 class MembershipFilter(admin.SimpleListFilter):
-    title = "会员状态"
+    title = _("会员状态")
     parameter_name = "membership"
 
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("active", "有效会员"), ("expired", "已过期"), ("none", "非会员")]
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [("active", _("有效会员")), ("expired", _("已过期")), ("none", _("非会员"))]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[User]) -> QuerySet[User]:
         now = timezone.now()
@@ -39,11 +48,11 @@ class MembershipFilter(admin.SimpleListFilter):
 
 
 class QuotaFilter(admin.SimpleListFilter):
-    title = "配额"
+    title = _("配额")
     parameter_name = "quota"
 
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("zero", "为 0"), ("positive", "大于 0")]
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [("zero", _("为 0")), ("positive", _("大于 0"))]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[User]) -> QuerySet[User]:
         if self.value() == "zero":
@@ -58,15 +67,42 @@ class LedgerInline(ReadOnlyAdminMixin, admin.TabularInline):
 
     model = QuotaLedger
     fk_name = "user"
-    verbose_name_plural = f"最近 {LEDGER_INLINE_ROWS} 条配额流水"
-    fields = ("created_at", "kind", "delta", "balance_after", "task_id", "reason", "actor")
+    template = "admin/edit_inline/readonly_tabular.html"
+    verbose_name_plural = format_lazy(_("最近 {rows} 条配额流水"), rows=LEDGER_INLINE_ROWS)
+    empty_text = _("没有配额流水")
+    fields = ("time", "kind", "change", "balance_after", "reason", "task_link", "actor")
     readonly_fields = fields
     can_delete = False
     extra = 0
 
+    @admin.display(description=_("时间"))
+    def time(self, row: QuotaLedger) -> str:
+        return to_the_second(row.created_at)
+
+    @admin.display(description=_("变动"))
+    def change(self, row: QuotaLedger) -> str:
+        return f"{row.delta:+d}"
+
+    @admin.display(description=_("任务"))
+    def task_link(self, row: QuotaLedger) -> str:
+        if row.task_id is None:
+            return "-"
+        url = reverse("admin:tasks_task_change", args=[row.task_id])
+        return format_html('<a href="{}">{}</a>', url, str(row.task_id)[:8])
+
+
+def latest_rows(queryset: QuerySet[Any], owner: Any, rows: int) -> QuerySet[Any]:
+    """An inline's latest rows. A subquery rather than a slice: the formset filters the queryset
+    by its owner afterwards, which a sliced queryset refuses."""
+    latest = queryset.filter(user=owner).order_by("-created_at").values("pk")[:rows]
+    return queryset.filter(pk__in=Subquery(latest)).order_by("-created_at")
+
 
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
+    """The member page is support's hub: who the member is and what they have, their latest tasks
+    (the tasks app adds that inline) and their ledger. Accounts and roles are the superusers'."""
+
     list_display = (
         "username",
         "phone",
@@ -76,37 +112,57 @@ class UserAdmin(DjangoUserAdmin):
         "is_staff",
         "date_joined",
     )
-    list_filter = (MembershipFilter, QuotaFilter, "is_member", "is_staff", "is_superuser", "groups")
+    # One member filter: MembershipFilter also tells lapsed members from active ones.
+    list_filter = (MembershipFilter, QuotaFilter, "is_staff", "is_superuser", "groups")
     search_fields = ("username", "=phone")
     ordering = ("-date_joined",)
     inlines = (LedgerInline,)
-    # Membership and quota change only through the grant / adjust form, which writes the ledger.
-    readonly_fields = ("is_member", "quota_remaining", "quota_expire_at", "last_login", "date_joined")
-    fieldsets = (
-        (None, {"fields": ("username", "password")}),
-        ("会员与配额", {"fields": ("phone", "is_member", "quota_remaining", "quota_expire_at")}),
-        ("个人信息", {"fields": ("first_name", "last_name", "email")}),
-        ("权限", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
-        ("重要日期", {"fields": ("last_login", "date_joined")}),
+    # Membership and quota change only through the quota form, which writes the ledger.
+    readonly_fields = (
+        "membership_status",
+        "is_member",
+        "quota_remaining",
+        "quota_expire_at",
+        "last_login",
+        "date_joined",
     )
+    member_fieldset = (
+        _("会员与配额"),
+        {"fields": ("username", "phone", "membership_status", "quota_remaining", "quota_expire_at")},
+    )
+    fieldsets = (
+        member_fieldset,
+        (_("账号"), {"fields": ("password", "first_name", "last_name", "email")}),
+        (_("权限"), {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
+        (_("重要日期"), {"fields": ("last_login", "date_joined")}),
+    )
+    support_fieldsets = (member_fieldset, (_("重要日期"), {"fields": ("last_login", "date_joined")}))
     add_fieldsets = (
         (None, {"classes": ("wide",), "fields": ("username", "phone", "usable_password", "password1", "password2")}),
     )
 
-    @admin.display(description="会员", boolean=True)
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is not None and not request.user.is_superuser:
+            return self.support_fieldsets
+        return super().get_fieldsets(request, obj)
+
+    @admin.display(description=_("会员"), boolean=True)
     def membership(self, user: User) -> bool:
         return user.is_active_member
+
+    @admin.display(description=_("会员状态"))
+    def membership_status(self, user: User) -> str:
+        if user.is_active_member:
+            return gettext("有效会员")
+        if user.is_member:
+            return gettext("已过期")
+        return gettext("非会员")
 
     def get_formset_kwargs(self, request: HttpRequest, obj: Any, inline: Any, prefix: str) -> dict[str, Any]:
         kwargs: dict[str, Any] = super().get_formset_kwargs(request, obj, inline, prefix)
         if isinstance(inline, LedgerInline) and obj is not None:
-            # A subquery rather than a slice: the formset filters the queryset by user afterwards.
-            latest = QuotaLedger.objects.filter(user=obj).order_by("-created_at", "-id").values("pk")
-            kwargs["queryset"] = (
-                QuotaLedger.objects.filter(pk__in=Subquery(latest[:LEDGER_INLINE_ROWS]))
-                .select_related("actor")
-                .order_by("-created_at", "-id")
-            )
+            rows = latest_rows(QuotaLedger.objects.select_related("actor"), obj, LEDGER_INLINE_ROWS)
+            kwargs["queryset"] = rows.order_by("-created_at", "-id")
         return kwargs
 
     def get_urls(self) -> list[URLPattern]:
@@ -123,24 +179,34 @@ class UserAdmin(DjangoUserAdmin):
         if not request.user.has_perm("accounts.adjust_quota"):
             raise PermissionDenied
         user = get_object_or_404(User, pk=user_id)
-        form = QuotaChangeForm(request.POST if request.method == "POST" else None)
+        # A link from a task ("compensate this task") arrives with the choice and the task filled in.
+        initial = {name: request.GET[name] for name in ("operation", "task") if name in request.GET}
+        form = QuotaChangeForm(request.POST if request.method == "POST" else None, user=user, initial=initial)
         if form.is_valid():
-            row = form.save(user=user, actor=request.user)  # type: ignore[arg-type]
+            row = form.save(actor=request.user)  # type: ignore[arg-type]
             if row is not None:
-                change = f"{row.get_kind_display()} {row.delta:+d} 配额,余额 {row.balance_after}。原因:{row.reason}"
+                change = gettext("%(kind)s %(delta)+d 配额,余额 %(balance)d。原因:%(reason)s") % {
+                    "kind": row.get_kind_display(),
+                    "delta": row.delta,
+                    "balance": row.balance_after,
+                    "reason": row.reason,
+                }
+                if row.task_id:
+                    change += " " + gettext("(任务 %(task)s)") % {"task": row.task_id}
                 self.log_change(request, user, change)
-                self.message_user(request, f"已为 {user.username} {change}", messages.SUCCESS)
+                self.message_user(request, gettext("已为 %(user)s %(change)s") % {"user": user.username, "change": change})
                 return HttpResponseRedirect(reverse("admin:accounts_user_change", args=[user.pk]))
         context = {
             **self.admin_site.each_context(request),
-            "title": f"发放 / 调整配额:{user.username}",
+            "title": gettext("发放 / 调整 / 补偿配额:%(user)s") % {"user": user.username},
             "opts": self.opts,
             "original": user,
             "form": form,
+            "compensate": COMPENSATE,
         }
         return TemplateResponse(request, "admin/accounts/user/quota_form.html", context)
 
 
-admin.site.site_header = "照片任务 · 客服后台"
-admin.site.site_title = "客服后台"
-admin.site.index_title = "客服控制台"
+admin.site.site_header = _("照片任务 · 客服后台")
+admin.site.site_title = _("客服后台")
+admin.site.index_title = _("客服控制台")

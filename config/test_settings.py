@@ -21,3 +21,8 @@ os.environ.setdefault("PROVIDER_URL_ALLOW_LOOPBACK", "true")
 from config.settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# Pages rendered by the test client need no collectstatic run; the browser tests collect the files
+# and serve them through the production storage and WhiteNoise (tasks/tests/test_admin_browser.py).
+STATIC_ROOT = None
+STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405

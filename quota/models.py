@@ -10,6 +10,9 @@ class LedgerKind(models.TextChoices):
     GRANT = "grant", "发放"
     ADJUST = "adjust", "人工调整"
     EXPIRE = "expire", "过期"
+    # A support goodwill credit (SPEC §8): it may name the task it makes up for, but it is not that
+    # task's refund, so the one-refund-per-task constraint does not see it.
+    COMPENSATE = "compensate", "补偿"
 
 
 class QuotaLedger(models.Model):
@@ -54,4 +57,4 @@ class QuotaLedger(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.user_id} {self.kind} {self.delta:+d} → {self.balance_after}"
+        return f"{self.get_kind_display()} {self.delta:+d}"

@@ -4,14 +4,20 @@ row is written in the same transaction, so `quota_remaining == sum(ledger.delta)
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import IntegrityError, transaction
+import structlog
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from accounts.models import User
 from core import errors
+from core.metrics import QUOTA_REFUNDED_UNITS, QUOTA_REFUNDS
 from quota.models import LedgerKind, QuotaLedger
+
+logger = structlog.get_logger(__name__)
 
 
 def _locked_user(user_id: int) -> User:
@@ -38,7 +44,7 @@ def _move(
         user.quota_expire_at = expire_at
         fields += ["is_member", "quota_expire_at"]
     user.save(update_fields=fields)
-    return QuotaLedger.objects.create(
+    row = QuotaLedger.objects.create(
         user=user,
         delta=delta,
         balance_after=user.quota_remaining,
@@ -46,6 +52,25 @@ def _move(
         task_id=task_id,
         reason=reason[:255],
         actor=actor,
+    )
+    transaction.on_commit(lambda: _moved_event(row))
+    return row
+
+
+def _moved_event(row: QuotaLedger) -> None:
+    """One structured line per committed quota move (quota.deduct, quota.refund, quota.grant,
+    quota.adjust, ...), with the staff member who made it."""
+    if row.kind == LedgerKind.REFUND:
+        QUOTA_REFUNDS.inc()
+        QUOTA_REFUNDED_UNITS.inc(row.delta)
+    logger.info(
+        f"quota.{row.kind}",
+        user_id=row.user_id,
+        delta=row.delta,
+        balance_after=row.balance_after,
+        task_id=str(row.task_id) if row.task_id else None,
+        actor_id=row.actor_id,
+        reason=row.reason,
     )
 
 
@@ -111,6 +136,77 @@ def quota_refund(
             return None
 
 
+@dataclass(frozen=True)
+class TaskRefund:
+    user_id: int
+    task_id: uuid.UUID
+    amount: int
+
+
+# Refunds in the order given (oldest first); each row's balance_after is the member's balance
+# plus the running sum of its refunds in this batch up to that row (a window over the batch).
+# Tasks already refunded are left out, and the one-refund-per-task constraint catches the rest.
+_REFUND_TASKS_SQL = """
+WITH batch AS (
+    SELECT b.user_id, b.task_id, b.amount, b.ord
+    FROM unnest(%(users)s::bigint[], %(tasks)s::uuid[], %(amounts)s::integer[])
+        WITH ORDINALITY AS b(user_id, task_id, amount, ord)
+    WHERE NOT EXISTS (SELECT 1 FROM {ledger} r WHERE r.task_id = b.task_id AND r.kind = %(kind)s)
+),
+inserted AS (
+    INSERT INTO {ledger} (user_id, delta, balance_after, kind, task_id, reason, actor_id, created_at)
+    SELECT b.user_id, b.amount,
+           u.quota_remaining + SUM(b.amount) OVER (PARTITION BY b.user_id ORDER BY b.ord),
+           %(kind)s, b.task_id, %(reason)s, NULL, %(at)s
+    FROM batch b JOIN {users} u ON u.id = b.user_id
+    ORDER BY b.ord
+    ON CONFLICT (task_id) WHERE kind = 'refund' DO NOTHING
+    RETURNING user_id, delta
+)
+UPDATE {users} u SET quota_remaining = u.quota_remaining + d.total
+FROM (SELECT user_id, SUM(delta) AS total, COUNT(*) AS refunds FROM inserted GROUP BY user_id) d
+WHERE u.id = d.user_id
+RETURNING d.refunds
+"""
+
+
+def quota_refund_tasks(*, refunds: Sequence[TaskRefund], reason: str) -> int:
+    """Set-based `quota_refund` for the sweep: many tasks' charges given back in two statements
+    whatever their number, inside the caller's transaction (which holds the task rows). The
+    members' rows are locked first, in id order, so the balances read next are the latest and stay
+    so until commit; then one statement writes the ledger rows and moves the balances. Returns
+    how many refunds were written (a task refunded before is skipped, as `quota_refund` skips it)."""
+    if not refunds:
+        return 0
+    for refund in refunds:
+        _positive(refund.amount)
+    with transaction.atomic(savepoint=False):
+        user_ids = sorted({r.user_id for r in refunds})
+        list(User.objects.select_for_update().filter(pk__in=user_ids).order_by("pk").values_list("pk", flat=True))
+        sql = _REFUND_TASKS_SQL.format(ledger=QuotaLedger._meta.db_table, users=User._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                sql,
+                {
+                    "users": [r.user_id for r in refunds],
+                    "tasks": [r.task_id for r in refunds],
+                    "amounts": [r.amount for r in refunds],
+                    "kind": LedgerKind.REFUND.value,
+                    "reason": reason[:255],
+                    "at": timezone.now(),
+                },
+            )
+            refunded = sum(row[0] for row in cursor.fetchall())
+    if refunded:
+        transaction.on_commit(lambda: _bulk_refunded_event(refunded))
+    return refunded
+
+
+def _bulk_refunded_event(count: int) -> None:
+    QUOTA_REFUNDS.inc(count)
+    logger.info("quota.refund_batch", refunds=count)
+
+
 def _expire_lapsed_quota(user: User, now: datetime) -> None:
     if user.quota_remaining > 0 and user.quota_expire_at is not None and user.quota_expire_at <= now:
         _move(user=user, delta=-user.quota_remaining, kind=LedgerKind.EXPIRE, reason="会员到期,剩余配额作废")
@@ -152,6 +248,22 @@ def quota_adjust(*, user_id: int, delta: int, reason: str, actor: User | None = 
                 "调整后配额不能为负", "The balance cannot go below zero", fields={"delta": ["调整后配额不能为负"]}
             )
         return _move(user=user, delta=delta, kind=LedgerKind.ADJUST, reason=reason.strip(), actor=actor)
+
+
+def quota_compensate(
+    *, user_id: int, amount: int, reason: str, actor: User, task_id: uuid.UUID | None = None
+) -> QuotaLedger:
+    """Support's goodwill credit, optionally for one task. Unlike a grant it never touches the
+    membership or its expiry, and unlike a refund a task may be compensated besides its refund."""
+    if not reason.strip():
+        raise errors.InvalidParams("补偿配额必须填写原因", "A reason is required", fields={"reason": ["必填"]})
+    _positive(amount)
+    with transaction.atomic():
+        user = _locked_user(user_id)
+        _within_balance(user, amount)
+        return _move(
+            user=user, delta=amount, kind=LedgerKind.COMPENSATE, task_id=task_id, reason=reason.strip(), actor=actor
+        )
 
 
 def quota_expire_lapsed() -> int:

@@ -2,14 +2,17 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission
+from django.contrib.messages import WARNING
+from django.db.models import F
 from django.test import Client
 
 from accounts.models import User
 from accounts.tests.factories import balance, logged_in, make_member, make_superuser, make_support, make_user
 from quota.models import LedgerKind, QuotaLedger
 from quota.selectors import quota_mismatches
-from tasks.models import FailureCode, Task, TaskEvent, TaskStatus
+from tasks.models import FailureCode, Task, TaskEvent, TaskStatus, TaskType
 from tasks.tests.factories import make_task
 
 pytestmark = pytest.mark.django_db
@@ -70,7 +73,9 @@ def test_detail_shows_history_images_error_and_quota() -> None:
     assert page.count('<img src="https://cdn.example.com/r/') == 3
     assert '<img src="https://images.example.com/p.png"' in page
     assert "状态历史" in page and "开始处理" in page and "处理完成" in page
-    assert 'id="action-fail_and_refund"' in page
+    assert "排队中 → 处理中" in page and "处理中 → 成功" in page, "statuses by their labels, not their values"
+    assert "Id:" not in page and "passed" not in page
+    assert 'id="action-' not in page, "a finished, successful task offers no action"
 
     page = client.get(f"{CHANGELIST}{failed.pk}/change/").content.decode()
     assert "RunningHub 805: 生成失败" in page
@@ -141,7 +146,7 @@ def test_fail_and_refund_handles_several_tasks_and_skips_finished_ones() -> None
     client = logged_in(make_support())
     response = run_action(client, "fail_and_refund", *tasks, apply="1", reason="批量处理")
     messages = [str(m) for m in response.wsgi_request._messages]
-    assert messages == ["已将 2 个任务标记为失败并退还配额。", "1 个任务已结束,未作改动。"]
+    assert messages == ["已将 2 个任务标记为失败并退还配额。", "1 个任务已结束(成功或已失败),未作改动,也没有退款。"]
     assert [Task.objects.get(pk=t.pk).status for t in tasks] == ["failed", "failed", "success"]
     assert balance(member) == 9
 
@@ -170,7 +175,7 @@ def test_retry_of_a_failed_task_is_a_new_task_charged_once(maker: Any) -> None:
     assert balance(member) == 10
     client = logged_in(staff)
 
-    assert run_action(client, "retry", failed).status_code == 302
+    assert run_action(client, "retry", failed, apply="1").status_code == 302
     retry = Task.objects.get(retry_of=failed)
     assert (retry.user, retry.status, retry.type, retry.input_image_url) == (
         member, TaskStatus.PENDING, failed.type, failed.input_image_url,
@@ -181,7 +186,7 @@ def test_retry_of_a_failed_task_is_a_new_task_charged_once(maker: Any) -> None:
     event = TaskEvent.objects.get(task=retry)
     assert (event.actor, event.reason) == (staff, f"重试自任务 {failed.pk}")
 
-    second = run_action(client, "retry", failed)
+    second = run_action(client, "retry", failed, apply="1")
     assert "该任务已重试过" in " ".join(str(m) for m in second.wsgi_request._messages)
     assert Task.objects.filter(retry_of=failed).count() == 1 and balance(member) == 9
     assert not quota_mismatches()
@@ -191,7 +196,7 @@ def test_retry_of_a_stuck_task_fails_and_refunds_it_first() -> None:
     member = make_member()
     stuck = make_task(member, TaskStatus.PROCESSING, age=timedelta(hours=1))
     support = make_support()
-    run_action(logged_in(support), "retry", stuck)
+    run_action(logged_in(support), "retry", stuck, apply="1")
     stuck.refresh_from_db()
     assert stuck.status == TaskStatus.FAILED
     assert TaskEvent.objects.filter(task=stuck, to_status=TaskStatus.FAILED, actor=support).exists()
@@ -206,7 +211,7 @@ def test_retry_of_an_unrefunded_failed_task_refunds_it_before_charging() -> None
     task = make_task(member, status=TaskStatus.FAILED)
     QuotaLedger.objects.filter(task_id=task.pk, kind=LedgerKind.REFUND).delete()
     User.objects.filter(pk=member.pk).update(quota_remaining=9)  # as if the refund never happened
-    run_action(logged_in(make_support()), "retry", task)
+    run_action(logged_in(make_support()), "retry", task, apply="1")
     assert len(refunds(task)) == 1 and Task.objects.filter(retry_of=task).exists()
     assert balance(member) == 9
     assert not quota_mismatches()
@@ -223,7 +228,7 @@ def test_retry_of_an_unrefunded_failed_task_refunds_it_before_charging() -> None
 def test_retry_refuses_tasks_that_do_not_need_it(status: str, age: Any, message: str) -> None:
     member = make_member()
     task = make_task(member, status, age=age)
-    response = run_action(logged_in(make_support()), "retry", task)
+    response = run_action(logged_in(make_support()), "retry", task, apply="1")
     assert message in " ".join(str(m) for m in response.wsgi_request._messages)
     assert not Task.objects.filter(retry_of=task).exists()
     assert balance(member) == 9
@@ -233,7 +238,7 @@ def test_refused_retry_leaves_everything_as_it_was() -> None:
     member = make_member()
     stuck = make_task(member, TaskStatus.PENDING, age=timedelta(hours=1))
     User.objects.filter(pk=member.pk).update(is_member=False)
-    response = run_action(logged_in(make_support()), "retry", stuck)
+    response = run_action(logged_in(make_support()), "retry", stuck, apply="1")
     assert "请先购买会员" in " ".join(str(m) for m in response.wsgi_request._messages)
     assert Task.objects.get(pk=stuck.pk).status == TaskStatus.PENDING
     assert not refunds(stuck) and balance(member) == 9
@@ -298,3 +303,138 @@ def test_dashboard_counts_with_few_queries(assert_max_statements: Any) -> None:
 def test_dashboard_is_hidden_from_staff_who_cannot_see_tasks() -> None:
     response = logged_in(make_user(is_staff=True)).get("/admin/")
     assert response.status_code == 200 and 'id="task-dashboard"' not in response.content.decode()
+
+
+# --- actions keep their place -------------------------------------------------------------------
+
+
+def levels_and_texts(response: Any) -> list[tuple[int, str]]:
+    return [(m.level, str(m)) for m in response.wsgi_request._messages]
+
+
+def test_fail_and_refund_from_a_filtered_list_returns_to_that_list() -> None:
+    member = make_member()
+    stuck = make_task(member, TaskStatus.PROCESSING, age=timedelta(hours=1))
+    client = logged_in(make_support())
+    selection = {"action": "fail_and_refund", "_selected_action": [str(stuck.pk)]}
+
+    form = client.post(f"{CHANGELIST}?stuck=yes", selection)
+    assert form.status_code == 200
+    assert 'action="/admin/tasks/task/?stuck=yes"' in form.content.decode(), "the form posts back to the filter"
+
+    done = client.post(f"{CHANGELIST}?stuck=yes", {**selection, "apply": "1", "reason": "卡住"})
+    assert done.status_code == 302 and done["Location"] == f"{CHANGELIST}?stuck=yes"
+    assert Task.objects.get(pk=stuck.pk).status == TaskStatus.FAILED
+
+
+def test_a_task_page_button_comes_back_to_the_task() -> None:
+    member = make_member()
+    failed = make_task(member, TaskStatus.FAILED)
+    QuotaLedger.objects.filter(task_id=failed.pk, kind=LedgerKind.REFUND).delete()
+    User.objects.filter(pk=member.pk).update(quota_remaining=9)
+    page = f"{CHANGELIST}{failed.pk}/change/"
+    response = run_action(logged_in(make_support()), "refund_missing", failed, next=page)
+    assert response.status_code == 302 and response["Location"] == page
+    assert len(refunds(failed)) == 1
+
+    elsewhere = run_action(logged_in(make_support()), "refund_missing", failed, next="https://evil.example.com/")
+    assert elsewhere["Location"] == CHANGELIST, "only a local page is a place to come back to"
+
+
+def test_failing_nothing_is_a_warning_that_says_why() -> None:
+    done = make_task(make_member(), TaskStatus.SUCCESS)
+    response = run_action(logged_in(make_support()), "fail_and_refund", done, apply="1", reason="x")
+    levels = levels_and_texts(response)
+    assert all(level == WARNING for level, _ in levels), levels
+    assert "已将 0 个任务" not in " ".join(text for _, text in levels)
+    assert "已结束" in levels[0][1]
+
+
+def test_task_page_offers_only_the_actions_that_apply() -> None:
+    member = make_member(quota=20)
+    client = logged_in(make_support())
+
+    def buttons(task: Task) -> set[str]:
+        page = client.get(f"{CHANGELIST}{task.pk}/change/").content.decode()
+        return {name for name in ("fail_and_refund", "retry", "refund_missing") if f'id="action-{name}"' in page}
+
+    unrefunded = make_task(member, TaskStatus.FAILED)
+    QuotaLedger.objects.filter(task_id=unrefunded.pk, kind=LedgerKind.REFUND).delete()
+    User.objects.filter(pk=member.pk).update(quota_remaining=F("quota_remaining") - 1)
+    assert buttons(make_task(member)) == {"fail_and_refund"}
+    assert buttons(make_task(member, TaskStatus.PROCESSING, age=timedelta(hours=1))) == {"fail_and_refund", "retry"}
+    assert buttons(make_task(member, TaskStatus.FAILED)) == {"retry"}
+    assert buttons(unrefunded) == {"retry", "refund_missing"}
+    assert buttons(make_task(member, TaskStatus.SUCCESS)) == set()
+
+
+def test_retry_asks_first_and_says_it_charges_the_member() -> None:
+    member = make_member()
+    failed = make_task(member, TaskStatus.FAILED)
+    page = run_action(logged_in(make_support()), "retry", failed)
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "扣费" in text and "确认重试并扣费" in text and "会员当前余额 10" in text
+    assert not Task.objects.filter(retry_of=failed).exists() and balance(member) == 10
+
+
+def test_task_actions_appear_in_recent_actions() -> None:
+    member = make_member()
+    stuck = make_task(member, TaskStatus.PROCESSING, age=timedelta(hours=1))
+    failed = make_task(member, TaskStatus.FAILED)
+    support = make_support()
+    client = logged_in(support)
+    run_action(client, "fail_and_refund", stuck, apply="1", reason="卡住了")
+    run_action(client, "retry", failed, apply="1")
+    entries = LogEntry.objects.filter(user=support, content_type__model="task")
+    assert {(e.object_id, e.get_change_message()) for e in entries} >= {(str(stuck.pk), "失败并退款。原因:卡住了")}
+    assert entries.filter(object_id=str(failed.pk), change_message__contains="重试为新任务").exists()
+    assert str(stuck.pk) in client.get("/admin/").content.decode(), "shown under the index's recent actions"
+
+
+def test_failure_codes_filter_and_show_their_labels_and_long_errors_are_cut_with_a_tooltip() -> None:
+    member = make_member()
+    long_text = "RunningHub 返回了一段非常长的错误信息," * 10
+    timeout = make_task(member, TaskStatus.FAILED, failure_code=FailureCode.PROCESSING_TIMEOUT, reason=long_text)
+    make_task(member, TaskStatus.FAILED, failure_code=FailureCode.AUDIT_BLOCKED)
+    client = logged_in(make_support())
+    assert shown(client, "failure_code__exact=processing_timeout") == {timeout.pk}
+    page = client.get(CHANGELIST).content.decode()
+    assert "处理超时" in page and "内容审核未通过" in page
+    assert f'title="{long_text}"' in page and page.count(long_text) == 1
+
+
+# --- the member page ----------------------------------------------------------------------------
+
+
+def test_member_page_is_a_hub_with_tasks_and_a_readable_ledger(assert_max_statements: Any) -> None:
+    member = make_member(username="zhang.wei", phone="13800138000", quota=20)
+    tasks = [make_task(member, TaskStatus.FAILED, task_type=TaskType.MODEL_POSE12) for _ in range(12)]
+    client = logged_in(make_support())
+    url = f"/admin/accounts/user/{member.pk}/change/"
+    with assert_max_statements(16):
+        response = client.get(url)
+    page = response.content.decode()
+    top = page.index("13800138000")
+    assert top < page.index("最近 10 个任务") < page.index("最近 50 条配额流水")
+    assert "有效会员" in page and "剩余配额" in page and "会员到期" in page
+    assert page.count('class="compensate-task"') == 10
+    assert f'href="/admin/tasks/task/{tasks[-1].pk}/change/">{str(tasks[-1].pk)[:8]}</a>' in page
+    assert "模特12宫格" in page and "失败" in page
+    ledger = page.split("最近 50 条配额流水")[1]
+    assert "退还" in ledger and "+1" in ledger and ">refund<" not in ledger and "→" not in ledger
+    # Password and permissions are the superusers' business.
+    assert "权限" not in page and "password" not in page.lower().split("<form")[1]
+
+    for n in range(20):
+        make_task(member, TaskStatus.FAILED)
+    with assert_max_statements(16):
+        assert client.get(url).status_code == 200, "the number of queries does not grow with the rows"
+
+    admin_page = logged_in(make_superuser()).get(url).content.decode()
+    assert "权限" in admin_page and "user_permissions" in admin_page
+
+
+def test_user_list_has_one_member_filter() -> None:
+    page = logged_in(make_support()).get("/admin/accounts/user/").content.decode()
+    assert "?membership=active" in page and "is_member__exact" not in page
