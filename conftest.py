@@ -18,6 +18,9 @@ from devtools.testing import SimulatorHandle, start_simulator
 from media.storage import get_storage
 from media.tests.factories import upload_photo
 
+# Every log line of the run is scanned for secrets; one found fails the run (core/tests/logscan.py).
+pytest_plugins = ["core.tests.logscan"]
+
 
 @pytest.fixture(autouse=True)
 def _clear_cache() -> None:

@@ -12,11 +12,14 @@ import contextlib
 import json
 import logging
 import re
+import time
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 import requests
+
+from core.metrics import RUNNINGHUB_REQUESTS
 
 logger = logging.getLogger(__name__)
 
@@ -178,6 +181,7 @@ class RunningHubClient:
         files: dict[str, tuple[str, bytes, str]] | None = None,
     ) -> _Envelope:
         url = self._base_url + path
+        started = time.monotonic()
         try:
             if json_body is not None:
                 response = self._session.post(
@@ -189,9 +193,16 @@ class RunningHubClient:
             else:
                 response = self._session.post(url, data=form, files=files, timeout=self._timeout)
         except requests.RequestException as exc:
+            _observe(path, "network_error", started)
             # The exception text names the URL only; the key travels in the body and stays out of logs.
             raise RunningHubTransientError(f"{path}: {type(exc).__name__}: {exc}") from exc
-        return _envelope(path, response)
+        try:
+            envelope = _envelope(path, response)
+        except RunningHubError:
+            _observe(path, "malformed" if response.status_code == 200 else f"http_{response.status_code}", started)
+            raise
+        _observe(path, str(envelope.code), started)
+        return envelope
 
     @staticmethod
     def _raise_unless_ok(envelope: _Envelope) -> None:
@@ -219,6 +230,13 @@ def parse_webhook(body: bytes) -> str:
     if not isinstance(payload.get("eventData"), str):
         raise ValueError("webhook body has no eventData string")
     return task_id
+
+
+def _observe(path: str, code: str, started: float) -> None:
+    """One metric sample and one structured line per call: endpoint, answer code, latency."""
+    seconds = time.monotonic() - started
+    RUNNINGHUB_REQUESTS.labels(path, code).observe(seconds)
+    logger.info("runninghub.call", extra={"endpoint": path, "code": code, "latency_ms": round(seconds * 1000, 1)})
 
 
 def _envelope(path: str, response: requests.Response) -> _Envelope:

@@ -17,6 +17,9 @@ from urllib.parse import urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
+
+from config.logging import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
@@ -111,6 +114,9 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework_simplejwt.token_blacklist",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "corsheaders",
+    "django_structlog",
     "django_celery_beat",
     "core",
     "accounts",
@@ -121,7 +127,11 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every response, errors included, carries X-Request-ID and is timed.
+    "core.observability.RequestLogMiddleware",
+    "core.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
     # The admin's own static files, compressed and hashed, without a proxy in front (SPEC §8).
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -168,9 +178,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # An unreachable database fails a request (and /health) in seconds, not after the OS's timeout.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
 
 # --- Cache (throttles and idempotency locks must be shared by every process in production) ------
 CACHES = {"default": _setting("CACHE_URL", env.cache_url, "locmemcache://" if EMBEDDED else environ.Env.NOTSET)}
+if "redis" in CACHES["default"]["BACKEND"].lower():
+    # A hung Redis fails a throttle check (and /health) in two seconds instead of hanging the request.
+    CACHES["default"].setdefault("OPTIONS", {}).update({"socket_connect_timeout": 2, "socket_timeout": 2})
 
 # --- Celery -------------------------------------------------------------------------------------
 CELERY_BROKER_URL: str = _setting("CELERY_BROKER_URL", env.str, "filesystem://" if EMBEDDED else environ.Env.NOTSET)
@@ -200,6 +215,19 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Two pools: "cpu" (basic_clean steps: image work, a prefork worker per core) and "io" (RunningHub
+# submit/poll/collect, downloads, cancels, the sweep: waiting on the network, a threads worker), so a
+# long cut-out never delays a poll. tasks/queue.py picks the queue of a task's step by its type;
+# everything else goes to "io". A worker started without -Q consumes both.
+CELERY_TASK_QUEUES = (Queue("cpu", routing_key="cpu"), Queue("io", routing_key="io"))
+CELERY_TASK_DEFAULT_QUEUE = "io"
+CELERY_TASK_ROUTES = {
+    "tasks.sweep": {"queue": "io"},
+    "tasks.cancel_vendor_task": {"queue": "io"},
+    "accounts.*": {"queue": "io"},
+}
+# Celery keeps Django's logging (structured lines with the task's context) instead of its own.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TIMEZONE = "UTC"
 
 # --- Product settings ---------------------------------------------------------------------------
@@ -309,6 +337,10 @@ SPECTACULAR_SETTINGS = {
         "TaskStatusEnum": "tasks.models.TaskStatus",
     },
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "core.schema.wrap_in_envelope"],
+    # Swagger UI's files come from drf-spectacular-sidecar (served as static files): no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- I18n, static, media ------------------------------------------------------------------------
@@ -333,13 +365,43 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": _setting("LOG_LEVEL", env.str, "INFO")},
-}
+# --- Operations: logs, metrics, error tracking, CORS -----------------------------------------------
+# JSON lines in a deployment (one object per line for the log pipeline), readable lines in the
+# embedded default; LOG_FORMAT=json|console overrides.
+LOG_FORMAT = _choice("LOG_FORMAT", "console" if EMBEDDED else "json", ("json", "console"))
+LOGGING = logging_config(json=LOG_FORMAT == "json", level=_setting("LOG_LEVEL", env.str, "INFO"))
+DJANGO_STRUCTLOG_CELERY_ENABLED = True
+# core.observability.RequestLogMiddleware has already checked (or replaced) the caller's id.
+DJANGO_STRUCTLOG_TRUST_UPSTREAM_REQUEST_ID = True
+
+# GET /metrics answers only with this bearer token (404 while unset).
+METRICS_TOKEN: str = _setting("METRICS_TOKEN", env.str, "")
+# A Celery worker serves its own metrics on this port when set (0: none); see core/metrics.py.
+WORKER_METRICS_PORT: int = _setting("WORKER_METRICS_PORT", env.int, 0)
+WORKER_METRICS_ADDR: str = _setting("WORKER_METRICS_ADDR", env.str, "0.0.0.0")  # noqa: S104 (container port)
+
+SENTRY_DSN: str = _setting("SENTRY_DSN", env.str, "")
+if SENTRY_DSN:
+    import sentry_sdk
+    from sentry_sdk.integrations.celery import CeleryIntegration
+    from sentry_sdk.integrations.django import DjangoIntegration
+
+    sentry_sdk.init(
+        dsn=SENTRY_DSN,
+        integrations=[DjangoIntegration(), CeleryIntegration()],
+        environment=_setting("SENTRY_ENVIRONMENT", env.str, "production"),
+        traces_sample_rate=_setting("SENTRY_TRACES_SAMPLE_RATE", env.float, 0.0),
+        # No user names, addresses, cookies or request bodies (passwords, tokens) leave the service.
+        send_default_pii=False,
+        max_request_body_size="never",
+    )
+
+# The web front end's origins (e.g. https://app.example.com); none by default. Bearer tokens, no
+# cookies: credentials are not allowed cross-origin.
+CORS_ALLOWED_ORIGINS: list[str] = _setting("CORS_ALLOWED_ORIGINS", env.list, [])
+CORS_URLS_REGEX = r"^/api/.*$"
+CORS_EXPOSE_HEADERS = ["X-Request-ID", "Retry-After", "Idempotent-Replayed"]
+CORS_ALLOW_HEADERS = ("accept", "accept-language", "authorization", "content-type", "idempotency-key", "x-request-id")
 # Argon2id first (accounts/hashers.py); PBKDF2 stays after it so hashes made before are still
 # accepted, and Django re-hashes them with Argon2id at their next login.
 PASSWORD_HASHERS = [

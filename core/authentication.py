@@ -7,6 +7,7 @@ from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import Token
 
 from core import errors
+from core.observability import bind_user
 
 
 class EnvelopeJWTAuthentication(JWTAuthentication):
@@ -14,9 +15,12 @@ class EnvelopeJWTAuthentication(JWTAuthentication):
 
     def authenticate(self, request: Request) -> Any:
         try:
-            return super().authenticate(request)
+            authenticated = super().authenticate(request)
         except AuthenticationFailed as exc:
             raise errors.TokenInvalid() from exc
+        if authenticated is not None:
+            bind_user(authenticated[0].pk)
+        return authenticated
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="api"'

@@ -13,6 +13,7 @@ from accounts.models import User
 from core import errors
 from quota.models import QuotaLedger
 from quota.services import quota_deduct, quota_refund
+from tasks.events import task_created_event
 from tasks.lifecycle import TRANSITIONS, task_event, task_fail, task_lock, task_start, task_succeed
 from tasks.models import ACTIVE_STATUSES, FailureCode, Task, TaskStatus
 from tasks.queue import enqueue_advance
@@ -111,8 +112,9 @@ def task_retry(*, task_id: uuid.UUID, actor: User) -> Task:
             user_id=original.user_id, amount=retry.cost, task_id=retry.id, reason=f"重试任务 {original.pk}", actor=actor
         )
         retry.save(force_insert=True)
+        task_created_event(task=retry)
         task_event(task=retry, from_status="", actor=actor, reason=f"重试自任务 {original.pk}")
-        transaction.on_commit(lambda: enqueue_advance(task_id=retry.id, due=now))
+        transaction.on_commit(lambda: enqueue_advance(task_id=retry.id, task_type=retry.type, due=now))
     return retry
 
 

@@ -199,7 +199,9 @@ class RunningHubWebhookViewSet(viewsets.ViewSet):
             vendor_task_id = parse_webhook(request.body)
         except ValueError as exc:
             raise errors.InvalidParams(fields={"body": [str(exc)]}) from exc
-        task = Task.objects.filter(vendor_task_id=vendor_task_id, status=TaskStatus.PROCESSING).only("id").first()
+        task = (
+            Task.objects.filter(vendor_task_id=vendor_task_id, status=TaskStatus.PROCESSING).only("id", "type").first()
+        )
         if task is not None:
-            enqueue_advance(task_id=task.pk, due=None)
+            enqueue_advance(task_id=task.pk, task_type=task.type, due=None)
         return Response({"received": True})

@@ -18,6 +18,7 @@ from core import errors
 from media.fetch import FetchError, check_user_url
 from media.services import media_require_upload, upload_key_for_url
 from quota.services import quota_deduct
+from tasks.events import task_created_event
 from tasks.models import IdempotencyKey, Task, TaskType
 from tasks.queue import enqueue_advance
 from tasks.selectors import task_with_refund
@@ -108,7 +109,8 @@ def task_create(
                 )
             quota_deduct(user_id=user.pk, amount=cost, task_id=task.id, reason=f"创建任务 {TaskType(task_type).label}")
             task.save(force_insert=True)
-            transaction.on_commit(lambda: enqueue_advance(task_id=task.id, due=now))
+            task_created_event(task=task)
+            transaction.on_commit(lambda: enqueue_advance(task_id=task.id, task_type=task.type, due=now))
     except IntegrityError:
         # Only the idempotency key can collide: a concurrent request with the same key won.
         replay = _replay(user=user, key=idempotency_key or "", request_hash=request_hash) if idempotency_key else None

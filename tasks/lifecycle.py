@@ -20,6 +20,7 @@ from django.utils import timezone
 from accounts.models import User
 from core import errors
 from quota.services import quota_refund
+from tasks.events import task_failed_event, task_started_event, task_succeeded_event
 from tasks.models import ACTIVE_STATUSES, FailureCode, Task, TaskEvent, TaskStatus
 from tasks.queue import enqueue_advance, enqueue_vendor_cancel
 
@@ -85,15 +86,15 @@ def task_release(*, task: Task, delay: float, error: bool | None) -> None:
         changes["transient_errors"] = 0
     held = Task.objects.filter(pk=task.pk, lease_until=task.lease_until).active().update(**changes)
     if held:
-        enqueue_advance(task_id=task.pk, due=due, countdown=delay)
+        enqueue_advance(task_id=task.pk, task_type=task.type, due=due, countdown=delay)
 
 
-def task_wake(*, task_id: uuid.UUID, now: datetime) -> bool:
+def task_wake(*, task_id: uuid.UUID, task_type: str, now: datetime) -> bool:
     """Make an idle processing task due now and queue it (the sweep found its job finished)."""
     idle = Task.objects.filter(pk=task_id, status=TaskStatus.PROCESSING).lease_free(now)
     if idle.update(next_attempt_at=now, lease_until=None) == 0:
         return False
-    enqueue_advance(task_id=task_id, due=now)
+    enqueue_advance(task_id=task_id, task_type=task_type, due=now)
     return True
 
 
@@ -136,6 +137,7 @@ def task_start(
             fields += ["next_attempt_at", "lease_until", "transient_errors"]
         task.save(update_fields=fields)
         task_event(task=task, from_status=TaskStatus.PENDING, actor=actor, reason=reason)
+        task_started_event(task=task)
         return task
 
 
@@ -164,6 +166,7 @@ def task_succeed(
             ]
         )
         task_event(task=task, from_status=TaskStatus.PROCESSING, actor=actor, reason=reason or "处理完成")
+        task_succeeded_event(task=task)
         return task
 
 
@@ -205,6 +208,7 @@ def task_fail(
             ]
         )
         task_event(task=task, from_status=previous, actor=actor, reason=f"{message} ({detail})" if detail else message)
+        task_failed_event(task=task, from_status=previous, actor_id=actor.pk if actor else None, detail=detail)
         quota_refund(
             user_id=task.user_id, amount=task.cost, task_id=task.id, reason=f"任务失败: {message}"[:255], actor=actor
         )

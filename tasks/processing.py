@@ -13,6 +13,7 @@ import uuid
 from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
+import structlog
 from django.conf import settings
 from django.utils import timezone
 
@@ -75,9 +76,11 @@ def _backoff(task: Task) -> float:
 def task_advance(*, task_id: uuid.UUID, token: datetime | None) -> None:
     """Do the task's next step. `token` is the due time the message was queued for; None (a
     webhook) takes over whatever is scheduled."""
+    structlog.contextvars.bind_contextvars(task_id=str(task_id))
     task = task_claim(task_id=task_id, token=token)
     if task is None:
         return
+    structlog.contextvars.bind_contextvars(user_id=task.user_id, task_type=task.type)
     if task.status == TaskStatus.PENDING and task.created_at < pending_cutoff(timezone.now()):
         # Never start work the user has been told timed out; fail it now rather than at the next sweep.
         task_fail(task_id=task.pk, code=FailureCode.TIMEOUT, from_statuses=(TaskStatus.PENDING,))
@@ -150,7 +153,16 @@ def _store_audit_and_succeed(task: Task, outputs: list[ImageOutput]) -> None:
         if isinstance(exc, AuditUnavailable):
             raise Retry(f"内容审核暂不可用: {exc}") from exc
         raise Retry(f"保存结果失败: {exc}") from exc
-    if any(audit_blocks(v) for v in verdicts):
+    blocked = [audit_blocks(v) for v in verdicts]
+    logger.info(
+        "audit.verdicts",
+        extra={
+            "verdicts": [v.verdict.value for v in verdicts],
+            "labels": [v.label for v in verdicts if v.label],
+            "blocked": sum(blocked),
+        },
+    )
+    if any(blocked):
         _delete_quietly(keys)
         task_fail(task_id=task.pk, code=FailureCode.AUDIT_BLOCKED)
         return
@@ -238,7 +250,7 @@ def _submit_pose12(task: Task) -> None:
         # Cancelled or timed out while we were submitting: stop the job we just started.
         _cancel_quietly(vendor_id)
         return
-    enqueue_advance(task_id=task.pk, due=due, countdown=settings.RUNNINGHUB_POLL_INTERVAL)
+    enqueue_advance(task_id=task.pk, task_type=task.type, due=due, countdown=settings.RUNNINGHUB_POLL_INTERVAL)
 
 
 def _follow_pose12(task: Task) -> None:
@@ -301,7 +313,7 @@ def task_processing_timed_out(*, task_id: uuid.UUID) -> bool:
             and outcome.state == OutcomeState.SUCCESS
             and now < processing_hard_limit(task.started_at)
         ):
-            task_wake(task_id=task.pk, now=now)
+            task_wake(task_id=task.pk, task_type=task.type, now=now)
             return False
     return (
         task_fail(task_id=task.pk, code=FailureCode.PROCESSING_TIMEOUT, from_statuses=(TaskStatus.PROCESSING,))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 from django.db import transaction
@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from quota.services import quota_expire_lapsed
 from tasks.creation import IDEMPOTENCY_TTL
+from tasks.events import tasks_swept_event
 from tasks.lifecycle import task_fail
 from tasks.models import FailureCode, IdempotencyKey, Task, TaskQuerySet, TaskStatus, stuck_condition
 from tasks.processing import task_processing_timed_out
@@ -56,6 +57,15 @@ def _oldest_first(queryset: TaskQuerySet, deadline: float) -> Iterator[uuid.UUID
 
 
 def tasks_sweep(*, dry_run: bool = False) -> SweepReport:
+    """One sweep; a real one (not a dry run) is timed, counted and logged."""
+    started = time.monotonic()
+    report = _sweep_once(dry_run=dry_run)
+    if not dry_run:
+        tasks_swept_event(counts=asdict(report), seconds=time.monotonic() - started)
+    return report
+
+
+def _sweep_once(*, dry_run: bool) -> SweepReport:
     now = timezone.now()
     stale_pending = Task.objects.stale_pending(now).order_by("created_at")
     stale_processing = Task.objects.stale_processing(now).order_by("started_at")
@@ -87,14 +97,16 @@ def _requeue_overdue(now: datetime) -> int:
             .filter(next_attempt_at__lt=now - REQUEUE_GRACE)
             .exclude(stuck_condition(now))
             .order_by("next_attempt_at")
-            .values_list("id", flat=True)[:SWEEP_BATCH]
+            .values_list("id", "type")[:SWEEP_BATCH]
         )
         if overdue:
-            Task.objects.filter(pk__in=overdue).update(next_attempt_at=now, lease_until=None)
+            Task.objects.filter(pk__in=[task_id for task_id, _ in overdue]).update(
+                next_attempt_at=now, lease_until=None
+            )
             transaction.on_commit(lambda: _enqueue_all(overdue, due=now))
     return len(overdue)
 
 
-def _enqueue_all(task_ids: list[uuid.UUID], *, due: datetime) -> None:
-    for task_id in task_ids:
-        enqueue_advance(task_id=task_id, due=due)
+def _enqueue_all(tasks: list[tuple[uuid.UUID, str]], *, due: datetime) -> None:
+    for task_id, task_type in tasks:
+        enqueue_advance(task_id=task_id, task_type=task_type, due=due)
