@@ -19,8 +19,6 @@ from quota.models import LedgerKind, QuotaLedger
 
 logger = structlog.get_logger(__name__)
 
-logger = structlog.get_logger(__name__)
-
 
 def _locked_user(user_id: int) -> User:
     user = User.objects.select_for_update().filter(pk=user_id).first()
