@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet, Subquery
@@ -194,7 +194,9 @@ class UserAdmin(DjangoUserAdmin):
                 if row.task_id:
                     change += " " + gettext("(任务 %(task)s)") % {"task": row.task_id}
                 self.log_change(request, user, change)
-                self.message_user(request, gettext("已为 %(user)s %(change)s") % {"user": user.username, "change": change})
+                self.message_user(
+                    request, gettext("已为 %(user)s %(change)s") % {"user": user.username, "change": change}
+                )
                 return HttpResponseRedirect(reverse("admin:accounts_user_change", args=[user.pk]))
         context = {
             **self.admin_site.each_context(request),

@@ -346,6 +346,9 @@ SPECTACULAR_SETTINGS = {
 # --- I18n, static, media ------------------------------------------------------------------------
 LANGUAGE_CODE = "zh-hans"
 LANGUAGES = [("zh-hans", "简体中文"), ("en", "English")]
+# Chinese is the source language of the project's own labels; locale/en translates them, and
+# locale/zh_Hans fills what third-party apps leave untranslated. The .mo files are committed.
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "Asia/Shanghai"
 USE_I18N = True
 USE_TZ = True

@@ -7,6 +7,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
 from core.admin import ReadOnlyAdminMixin
@@ -17,7 +18,7 @@ class UserFilter(admin.SimpleListFilter):
     """Filter by one user, reached from the user's page or a row's user link: listing every
     user as a choice would not scale."""
 
-    title = "用户"
+    title = _("用户")
     parameter_name = "user"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
@@ -45,11 +46,11 @@ class QuotaLedgerAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     # The ledger grows without end; a second COUNT over all of it on every page is not worth it.
     show_full_result_count = False
 
-    @admin.display(description="用户", ordering="user__username")
+    @admin.display(description=_("用户"), ordering="user__username")
     def user_link(self, row: QuotaLedger) -> str:
         return format_html('<a href="?user={}">{}</a>', row.user_id, row.user.username)
 
-    @admin.display(description="任务")
+    @admin.display(description=_("任务"))
     def task_link(self, row: QuotaLedger) -> str:
         if row.task_id is None:
             return "-"

@@ -2,17 +2,19 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class LedgerKind(models.TextChoices):
-    DEDUCT = "deduct", "扣减"
-    REFUND = "refund", "退还"
-    GRANT = "grant", "发放"
-    ADJUST = "adjust", "人工调整"
-    EXPIRE = "expire", "过期"
+    DEDUCT = "deduct", _("扣减")
+    REFUND = "refund", _("退还")
+    GRANT = "grant", _("发放")
+    ADJUST = "adjust", _("人工调整")
+    EXPIRE = "expire", _("过期")
+
     # A support goodwill credit (SPEC §8): it may name the task it makes up for, but it is not that
     # task's refund, so the one-refund-per-task constraint does not see it.
-    COMPENSATE = "compensate", "补偿"
+    COMPENSATE = "compensate", _("补偿")
 
 
 class QuotaLedger(models.Model):
@@ -24,26 +26,30 @@ class QuotaLedger(models.Model):
 
     # The (user, -created_at) index serves look-ups by user.
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="ledger", verbose_name="用户", db_index=False
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="ledger",
+        verbose_name=_("用户"),
+        db_index=False,
     )
-    delta = models.IntegerField("变动")
-    balance_after = models.IntegerField("变动后余额")
-    kind = models.CharField("类型", max_length=10, choices=LedgerKind.choices)
-    task_id = models.UUIDField("任务", null=True, blank=True)
-    reason = models.CharField("原因", max_length=255, blank=True)
+    delta = models.IntegerField(_("变动"))
+    balance_after = models.IntegerField(_("变动后余额"))
+    kind = models.CharField(_("类型"), max_length=10, choices=LedgerKind.choices)
+    task_id = models.UUIDField(_("任务"), null=True, blank=True)
+    reason = models.CharField(_("原因"), max_length=255, blank=True)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.PROTECT,
         null=True,
         blank=True,
         related_name="+",
-        verbose_name="操作人",
+        verbose_name=_("操作人"),
     )
-    created_at = models.DateTimeField("时间", auto_now_add=True, db_index=True)
+    created_at = models.DateTimeField(_("时间"), auto_now_add=True, db_index=True)
 
     class Meta:
-        verbose_name = "配额流水"
-        verbose_name_plural = "配额流水"
+        verbose_name = _("配额流水")
+        verbose_name_plural = _("配额流水")
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["user", "-created_at"], name="ledger_user_recent")]
         constraints = [

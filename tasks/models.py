@@ -6,18 +6,19 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 
 class TaskType(models.TextChoices):
-    BASIC_CLEAN = "basic_clean", "基础精修"
-    MODEL_POSE12 = "model_pose12", "模特12宫格"
+    BASIC_CLEAN = "basic_clean", _("基础精修")
+    MODEL_POSE12 = "model_pose12", _("模特12宫格")
 
 
 class TaskStatus(models.TextChoices):
-    PENDING = "pending", "排队中"
-    PROCESSING = "processing", "处理中"
-    SUCCESS = "success", "成功"
-    FAILED = "failed", "失败"
+    PENDING = "pending", _("排队中")
+    PROCESSING = "processing", _("处理中")
+    SUCCESS = "success", _("成功")
+    FAILED = "failed", _("失败")
 
 
 ACTIVE_STATUSES = (TaskStatus.PENDING, TaskStatus.PROCESSING)
@@ -26,14 +27,14 @@ ACTIVE_STATUSES = (TaskStatus.PENDING, TaskStatus.PROCESSING)
 class FailureCode(models.TextChoices):
     """Why a task failed (SPEC §8), kept beside the human message for grouping and filtering."""
 
-    TIMEOUT = "timeout", "排队超时"
-    PROCESSING_TIMEOUT = "processing_timeout", "处理超时"
-    CANCELLED = "cancelled", "已取消"
-    PROVIDER_FAILED = "provider_failed", "处理失败"
-    AUDIT_BLOCKED = "audit_blocked", "内容审核未通过"
-    INCOMPLETE_RESULTS = "incomplete_results", "结果不完整"
-    RETRIES_EXHAUSTED = "retries_exhausted", "多次重试后失败"
-    SUPPORT = "support", "客服处理"
+    TIMEOUT = "timeout", _("排队超时")
+    PROCESSING_TIMEOUT = "processing_timeout", _("处理超时")
+    CANCELLED = "cancelled", _("已取消")
+    PROVIDER_FAILED = "provider_failed", _("处理失败")
+    AUDIT_BLOCKED = "audit_blocked", _("内容审核未通过")
+    INCOMPLETE_RESULTS = "incomplete_results", _("结果不完整")
+    RETRIES_EXHAUSTED = "retries_exhausted", _("多次重试后失败")
+    SUPPORT = "support", _("客服处理")
 
 
 def pending_cutoff(now: datetime) -> datetime:
@@ -84,19 +85,19 @@ class Task(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     # (user, -created_at) serves look-ups by user, so the foreign key needs no index of its own.
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="tasks", verbose_name="用户", db_index=False
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="tasks", verbose_name=_("用户"), db_index=False
     )
-    type = models.CharField("类型", max_length=20, choices=TaskType.choices)
-    status = models.CharField("状态", max_length=12, choices=TaskStatus.choices, default=TaskStatus.PENDING)
-    input_image_url = models.TextField("输入图片")
-    params = models.JSONField("参数", default=dict, blank=True)
-    result_urls = models.JSONField("结果", default=list, blank=True)
-    error_message = models.CharField("错误信息", max_length=500, blank=True)
-    failure_code = models.CharField("失败原因", max_length=20, choices=FailureCode.choices, blank=True, default="")
-    vendor_task_id = models.CharField("RunningHub 任务ID", max_length=32, blank=True, default="")
-    vendor_input = models.CharField("RunningHub 输入文件", max_length=255, blank=True, default="", editable=False)
-    cost = models.PositiveSmallIntegerField("扣除配额")
-    audit = models.CharField("内容审核", max_length=10, blank=True)
+    type = models.CharField(_("类型"), max_length=20, choices=TaskType.choices)
+    status = models.CharField(_("状态"), max_length=12, choices=TaskStatus.choices, default=TaskStatus.PENDING)
+    input_image_url = models.TextField(_("输入图片"))
+    params = models.JSONField(_("参数"), default=dict, blank=True)
+    result_urls = models.JSONField(_("结果"), default=list, blank=True)
+    error_message = models.CharField(_("错误信息"), max_length=500, blank=True)
+    failure_code = models.CharField(_("失败原因"), max_length=20, choices=FailureCode.choices, blank=True, default="")
+    vendor_task_id = models.CharField(_("RunningHub 任务ID"), max_length=32, blank=True, default="")
+    vendor_input = models.CharField(_("RunningHub 输入文件"), max_length=255, blank=True, default="", editable=False)
+    cost = models.PositiveSmallIntegerField(_("扣除配额"))
+    audit = models.CharField(_("内容审核"), max_length=10, blank=True)
     # Scheduling: `next_attempt_at` is when the next step is due and doubles as the token a queued
     # message must present; `lease_until` is set while a worker works on the task. Together they
     # make duplicate deliveries harmless and let the sweep restart work whose message was lost.
@@ -106,18 +107,18 @@ class Task(models.Model):
     # One-to-one so that the database, not a read-then-write check, keeps a task to a single retry:
     # a second retry of the same task would charge the member twice for the same photo.
     retry_of = models.OneToOneField(
-        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="retried_by", verbose_name="重试自"
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="retried_by", verbose_name=_("重试自")
     )
-    created_at = models.DateTimeField("创建时间", auto_now_add=True)
-    updated_at = models.DateTimeField("更新时间", auto_now=True)
-    started_at = models.DateTimeField("开始时间", null=True, blank=True)
-    completed_at = models.DateTimeField("完成时间", null=True, blank=True)
+    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
+    started_at = models.DateTimeField(_("开始时间"), null=True, blank=True)
+    completed_at = models.DateTimeField(_("完成时间"), null=True, blank=True)
 
     objects = TaskQuerySet.as_manager()
 
     class Meta:
-        verbose_name = "任务"
-        verbose_name_plural = "任务"
+        verbose_name = _("任务")
+        verbose_name_plural = _("任务")
         permissions = [("run_task_actions", "可执行任务操作(失败退款、重试、补退)")]
         ordering = ["-created_at"]
         indexes = [
@@ -137,23 +138,25 @@ class Task(models.Model):
 
 class TaskEvent(models.Model):
     # The (task, at) index serves look-ups by task; a separate foreign-key index would be redundant.
-    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="events", verbose_name="任务", db_index=False)
-    from_status = models.CharField("原状态", max_length=12, choices=TaskStatus.choices, blank=True)
-    to_status = models.CharField("新状态", max_length=12, choices=TaskStatus.choices)
+    task = models.ForeignKey(
+        Task, on_delete=models.CASCADE, related_name="events", verbose_name=_("任务"), db_index=False
+    )
+    from_status = models.CharField(_("原状态"), max_length=12, choices=TaskStatus.choices, blank=True)
+    to_status = models.CharField(_("新状态"), max_length=12, choices=TaskStatus.choices)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.PROTECT,
         null=True,
         blank=True,
         related_name="+",
-        verbose_name="操作人",
+        verbose_name=_("操作人"),
     )
-    reason = models.CharField("原因", max_length=500, blank=True)
-    at = models.DateTimeField("时间", auto_now_add=True)
+    reason = models.CharField(_("原因"), max_length=500, blank=True)
+    at = models.DateTimeField(_("时间"), auto_now_add=True)
 
     class Meta:
-        verbose_name = "状态变更"
-        verbose_name_plural = "状态变更"
+        verbose_name = _("状态变更")
+        verbose_name_plural = _("状态变更")
         ordering = ["at", "id"]
         indexes = [models.Index(fields=["task", "at"], name="taskevent_task_at")]
 

@@ -1,3 +1,5 @@
+import re
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -10,6 +12,7 @@ from accounts.models import User
 from accounts.tests.factories import logged_in, make_member, make_superuser, make_support, make_user, support_group
 from quota.models import LedgerKind, QuotaLedger
 from quota.selectors import quota_mismatches
+from quota.services import quota_deduct
 
 pytestmark = pytest.mark.django_db
 
@@ -155,3 +158,46 @@ def test_user_list_query_count_is_bounded(assert_max_statements: Any) -> None:
     with assert_max_statements(8):
         response = client.get("/admin/accounts/user/?membership=active")
     assert response.status_code == 200 and len(response.context["cl"].result_list) == 100
+
+
+def test_compensation_is_its_own_choice_linked_to_the_task_without_changing_expiry() -> None:
+    support, member = make_support(), make_member()
+    expiry = member.quota_expire_at
+    charged = quota_deduct(user_id=make_member().pk, amount=1, task_id=uuid.uuid4())
+    own_task = uuid.uuid4()
+    quota_deduct(user_id=member.pk, amount=1, task_id=own_task)
+    client = logged_in(support)
+
+    form = client.get(f"{quota_url(member)}?operation=compensate&task={own_task}").content.decode()
+    assert re.search(r'value="compensate"[^>]*checked', form), "the task's link picks compensation"
+    assert f'value="{own_task}"' in form
+
+    someone_elses = {"operation": "compensate", "amount": 2, "reason": "补偿", "task": str(charged.task_id)}
+    assert client.post(quota_url(member), someone_elses).status_code == 200
+    missing_reason = {"operation": "compensate", "amount": 2, "reason": "", "task": str(own_task)}
+    assert client.post(quota_url(member), missing_reason).status_code == 200
+    not_positive = {"operation": "compensate", "amount": -2, "reason": "x", "task": str(own_task)}
+    assert client.post(quota_url(member), not_positive).status_code == 200
+    assert not QuotaLedger.objects.filter(kind=LedgerKind.COMPENSATE).exists()
+
+    # The days field is ignored outside a grant, whatever it holds.
+    done = {"operation": "compensate", "amount": 2, "days": 365, "reason": "处理超时补偿", "task": str(own_task)}
+    response = client.post(quota_url(member), done)
+    assert response.status_code == 302 and response["Location"] == f"/admin/accounts/user/{member.pk}/change/"
+    row = QuotaLedger.objects.get(kind=LedgerKind.COMPENSATE)
+    assert (row.user, row.delta, row.task_id, row.actor, row.reason) == (member, 2, own_task, support, "处理超时补偿")
+    member.refresh_from_db()
+    assert member.quota_expire_at == expiry and member.quota_remaining == 11
+    assert LogEntry.objects.filter(user=support, object_id=str(member.pk), change_message__contains="补偿").exists()
+    assert not quota_mismatches()
+
+
+def test_adjust_ignores_the_days_and_the_task() -> None:
+    member = make_member()
+    expiry = member.quota_expire_at
+    form = {"operation": "adjust", "amount": -1, "days": 365, "task": str(uuid.uuid4()), "reason": "更正"}
+    assert logged_in(make_support()).post(quota_url(member), form).status_code == 302
+    row = QuotaLedger.objects.get(user=member, kind=LedgerKind.ADJUST)
+    assert row.task_id is None
+    member.refresh_from_db()
+    assert member.quota_expire_at == expiry and member.quota_remaining == 9

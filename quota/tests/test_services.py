@@ -15,7 +15,14 @@ from core import errors
 from core.tests.helpers import race
 from quota.models import LedgerKind, QuotaLedger
 from quota.selectors import quota_mismatches
-from quota.services import quota_adjust, quota_deduct, quota_expire_lapsed, quota_grant, quota_refund
+from quota.services import (
+    quota_adjust,
+    quota_compensate,
+    quota_deduct,
+    quota_expire_lapsed,
+    quota_grant,
+    quota_refund,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -116,6 +123,37 @@ def test_adjust_requires_reason_records_actor_and_refuses_negative_balance() -> 
         quota_adjust(user_id=user.pk, delta=-4, reason="too much")
     row = quota_adjust(user_id=user.pk, delta=-2, reason="duplicate grant", actor=staff)
     assert (row.delta, row.balance_after, row.actor, row.reason) == (-2, 1, staff, "duplicate grant")
+
+
+def test_compensate_credits_without_touching_the_membership_and_is_no_refund() -> None:
+    member, staff = make_member(), make_user(is_staff=True)
+    User.objects.filter(pk=member.pk).update(is_member=False)
+    expiry = User.objects.get(pk=member.pk).quota_expire_at
+    task_id = uuid.uuid4()
+    # A task of the member's, charged and refunded like any failed task, before the membership ended.
+    User.objects.filter(pk=member.pk).update(is_member=True)
+    quota_deduct(user_id=member.pk, amount=1, task_id=task_id)
+    quota_refund(user_id=member.pk, amount=1, task_id=task_id, reason="失败退还")
+    User.objects.filter(pk=member.pk).update(is_member=False)
+
+    row = quota_compensate(user_id=member.pk, amount=3, reason=" 服务中断补偿 ", actor=staff, task_id=task_id)
+    assert (row.kind, row.delta, row.balance_after, row.reason, row.actor, row.task_id) == (
+        LedgerKind.COMPENSATE, 3, 13, "服务中断补偿", staff, task_id,
+    )  # fmt: skip
+    again = quota_compensate(user_id=member.pk, amount=1, reason="再补一次", actor=staff, task_id=task_id)
+    assert again.balance_after == 14, "a compensation is not a refund: the one-refund rule does not apply"
+    member.refresh_from_db()
+    assert (member.is_member, member.quota_expire_at, member.quota_remaining) == (False, expiry, 14)
+    assert QuotaLedger.objects.filter(task_id=task_id, kind=LedgerKind.REFUND).count() == 1
+    assert not quota_mismatches()
+
+
+@pytest.mark.parametrize("amount,reason", [(0, "x"), (-2, "x"), (3, "  ")])
+def test_compensate_needs_a_positive_amount_and_a_reason(amount: int, reason: str) -> None:
+    member, staff = make_member(), make_user(is_staff=True)
+    with pytest.raises(errors.InvalidParams):
+        quota_compensate(user_id=member.pk, amount=amount, reason=reason, actor=staff)
+    assert balance(member) == 10 and not QuotaLedger.objects.filter(kind=LedgerKind.COMPENSATE).exists()
 
 
 def test_expire_lapsed_is_set_based_and_idempotent(django_assert_max_num_queries) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 from django import template
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from quota.models import LedgerKind, QuotaLedger
 from tasks.models import ACTIVE_STATUSES, FailureCode, Task, TaskStatus, stuck_condition
@@ -28,7 +29,7 @@ def task_dashboard(context: dict[str, Any]) -> dict[str, Any]:
     by_status = dict(recent.values_list("status").annotate(n=Count("pk")).order_by())
     labels = dict(FailureCode.choices)
     failures = [
-        {**row, "label": labels.get(row["failure_code"], "(无)")}
+        {**row, "label": labels.get(row["failure_code"], gettext("(无)"))}
         for row in recent.filter(status=TaskStatus.FAILED)
         .values("failure_code")
         .annotate(n=Count("pk"))
