@@ -178,3 +178,21 @@ class IdempotencyKey(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class TaskCounter(models.Model):
+    """How many tasks a member has in each status and type, kept in the same transactions that
+    create a task or change its status (tasks/counters.py), so the list's `total` is a sum over at
+    most eight rows instead of a COUNT over the member's whole history."""
+
+    # The unique (user, status, type) index serves look-ups by user.
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False)
+    status = models.CharField(max_length=12, choices=TaskStatus.choices)
+    type = models.CharField(max_length=20, choices=TaskType.choices)
+    n = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "status", "type"], name="taskcounter_user_status_type")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.status} {self.type} {self.n}"

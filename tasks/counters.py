@@ -1,0 +1,100 @@
+"""Per-member task counters (TaskCounter: user × status × type → n), moved in the transactions that
+create a task or change its status, so that the list's `total` never counts a member's history.
+
+Lock order: a counter row is written last in its transaction (after the task row and, when quota
+moves, the user row), and several counter rows in one statement are written in key order. With
+every path taking locks in that one order, counter updates cannot deadlock with each other or with
+the quota service.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+
+from django.db import connection, transaction
+from django.db.models import Sum
+
+from tasks.models import Task, TaskCounter, TaskStatus, TaskType
+
+# (user id, status, type) → how much to add.
+CounterKey = tuple[int, str, str]
+
+
+def task_counters_add(*, deltas: Iterable[tuple[CounterKey, int]]) -> None:
+    """Adds every delta in one statement (an upsert per counter row, in key order)."""
+    summed: Counter[CounterKey] = Counter()
+    for key, delta in deltas:
+        summed[key] += delta
+    rows = sorted((key, n) for key, n in summed.items() if n)
+    if not rows:
+        return
+    table = TaskCounter._meta.db_table
+    values = ", ".join(["(%s, %s, %s, %s)"] * len(rows))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (user_id, status, type, n) VALUES {values} "  # noqa: S608 - only placeholders
+            f"ON CONFLICT (user_id, status, type) DO UPDATE SET n = {table}.n + EXCLUDED.n",
+            [value for (user_id, status, task_type), n in rows for value in (user_id, status, task_type, n)],
+        )
+
+
+def task_counted(*, user_id: int, task_type: str, from_status: str | None, to_status: str) -> None:
+    """One task created (from_status None) or moved from one status to another."""
+    deltas: list[tuple[CounterKey, int]] = [((user_id, to_status, task_type), 1)]
+    if from_status:
+        deltas.append(((user_id, from_status, task_type), -1))
+    task_counters_add(deltas=deltas)
+
+
+def task_count(*, user_id: int, status: TaskStatus | None = None, task_type: TaskType | None = None) -> int:
+    """The member's number of tasks with the given status and type (any when None)."""
+    counters = TaskCounter.objects.filter(user_id=user_id)
+    if status:
+        counters = counters.filter(status=status)
+    if task_type:
+        counters = counters.filter(type=task_type)
+    return int(counters.aggregate(total=Sum("n"))["total"] or 0)
+
+
+# Counters against the tasks they count: a row wherever the two differ.
+_MISMATCHES_SQL = """
+SELECT COALESCE(c.user_id, t.user_id), COALESCE(c.status, t.status), COALESCE(c.type, t.type),
+       COALESCE(c.n, 0), COALESCE(t.n, 0)
+FROM {counters} c
+FULL JOIN (SELECT user_id, status, type, COUNT(*) AS n FROM {tasks} GROUP BY user_id, status, type) t
+    ON t.user_id = c.user_id AND t.status = c.status AND t.type = c.type
+WHERE COALESCE(c.n, 0) <> COALESCE(t.n, 0)
+ORDER BY 1, 2, 3
+"""
+
+_REBUILD_SQL = """
+WITH actual AS (SELECT user_id, status, type, COUNT(*) AS n FROM {tasks} GROUP BY user_id, status, type),
+zeroed AS (
+    UPDATE {counters} c SET n = 0
+    WHERE c.n <> 0 AND NOT EXISTS (
+        SELECT 1 FROM actual a WHERE a.user_id = c.user_id AND a.status = c.status AND a.type = c.type
+    )
+)
+INSERT INTO {counters} (user_id, status, type, n) SELECT user_id, status, type, n FROM actual
+ON CONFLICT (user_id, status, type) DO UPDATE SET n = EXCLUDED.n WHERE {counters}.n <> EXCLUDED.n
+"""
+
+
+def _tables() -> dict[str, str]:
+    return {"counters": TaskCounter._meta.db_table, "tasks": Task._meta.db_table}
+
+
+def task_counter_mismatches() -> list[tuple[int, str, str, int, int]]:
+    """(user id, status, type, counter, actual count) wherever a counter is wrong."""
+    with connection.cursor() as cursor:
+        cursor.execute(_MISMATCHES_SQL.format(**_tables()))
+        return [tuple(row) for row in cursor.fetchall()]  # type: ignore[misc]
+
+
+def task_counters_rebuild() -> None:
+    """Sets every counter to the count of its tasks. Status changes wait meanwhile (the counters
+    are locked against writes), so the counts cannot drift while they are taken."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"LOCK TABLE {TaskCounter._meta.db_table} IN SHARE ROW EXCLUSIVE MODE")
+        cursor.execute(_REBUILD_SQL.format(**_tables()))
