@@ -11,6 +11,7 @@ import numpy.typing as npt
 import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
+from aimodel import basic_clean_local as engine
 from aimodel.basic_clean_local import basic_clean_local
 from aimodel.types import ImageOutput
 
@@ -322,6 +323,32 @@ def test_a_24_megapixel_photo_is_processed_quickly_at_full_resolution() -> None:
     assert _iou(outputs["cutout"].getchannel("A"), large_truth) >= 0.9
     assert max(outputs["enhanced"].size) <= 2048
     assert elapsed < 20
+
+
+@pytest.mark.parametrize(("large_size", "work_size"), [((4000, 3000), (1024, 768)), ((1800, 2400), (768, 1024))])
+def test_the_mask_is_computed_on_a_working_copy_whatever_the_photo_size(
+    monkeypatch: pytest.MonkeyPatch, large_size: tuple[int, int], work_size: tuple[int, int]
+) -> None:
+    data, truth = _studio_photo("bottle", "light_grey_noisy")
+    large = Image.open(io.BytesIO(data)).resize(large_size, Image.Resampling.BILINEAR)
+    buffer = io.BytesIO()
+    large.save(buffer, format="JPEG", quality=90)
+    analysed: list[tuple[int, int]] = []
+    subject_mask = engine._subject_mask
+
+    def recording_subject_mask(work: Image.Image) -> tuple[Image.Image, npt.NDArray[np.float32]]:
+        analysed.append(work.size)
+        return subject_mask(work)
+
+    monkeypatch.setattr(engine, "_subject_mask", recording_subject_mask)
+
+    outputs = _outputs_by_name(buffer.getvalue())
+
+    assert analysed == [work_size]
+    assert max(work_size) == engine.MASK_WORK_SIDE
+    assert outputs["cutout"].size == outputs["white"].size == large_size
+    large_truth = np.asarray(Image.fromarray(truth).resize(large_size, Image.Resampling.NEAREST))
+    assert _iou(outputs["cutout"].getchannel("A"), large_truth) >= 0.9
 
 
 @pytest.mark.parametrize(
