@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest services browser node bench clean
+.PHONY: run test lint typecheck audit pytest services browser node bench clean
 
 $(STAMP): requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Known vulnerabilities in the pinned requirements; an unreachable advisory service is reported,
+# not fatal (scripts/audit_dependencies.py).
+audit: $(STAMP)
+	$(BIN)/python scripts/audit_dependencies.py
+
 typecheck: $(STAMP)
 	$(BIN)/mypy .
 	DJANGO_SETTINGS_MODULE=config.test_settings $(BIN)/python manage.py spectacular --validate --fail-on-warn --file /dev/null
@@ -53,7 +58,7 @@ pytest: $(STAMP) services browser node
 	$(BIN)/pytest --create-db
 
 ## Lint, type-check and the whole test suite on real PostgreSQL and Redis.
-test: $(STAMP) services lint typecheck pytest
+test: $(STAMP) services lint typecheck audit pytest
 
 bench: $(STAMP) services
 	$(BIN)/python -m bench

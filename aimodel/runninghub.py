@@ -220,7 +220,7 @@ def parse_webhook(body: bytes) -> str:
     """Task id named by a RunningHub webhook body; the caller must confirm with `outputs` before acting."""
     try:
         payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ValueError("webhook body is not JSON") from exc
     if not isinstance(payload, dict):
         raise ValueError("webhook body is not a JSON object")

@@ -73,10 +73,12 @@ def _secret(name: str, embedded_default: str) -> str:
     return value
 
 
-def _positive_int(name: str, default: int) -> int:
+def _positive_int(name: str, default: int, maximum: int | None = None) -> int:
     value: int = _setting(name, env.int, default)
     if value <= 0:
         raise ImproperlyConfigured(f"{name} must be a positive integer, got {value}.")
+    if maximum is not None and value > maximum:
+        raise ImproperlyConfigured(f"{name} must be at most {maximum}, got {value}.")
     return value
 
 
@@ -96,11 +98,16 @@ SECRET_KEY = (
 ALLOWED_HOSTS: list[str] = _setting("DJANGO_ALLOWED_HOSTS", env.list, ["localhost", "127.0.0.1", "[::1]"])
 
 SECURE_SSL_REDIRECT = _strict_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # Load balancers probe over plain HTTP.
 SECURE_REDIRECT_EXEMPT = [r"^health$"]
-SESSION_COOKIE_SECURE = SECURE_SSL_REDIRECT
-CSRF_COOKIE_SECURE = SECURE_SSL_REDIRECT
+# A deployment is served over HTTPS (TLS ends at the proxy) whether or not Django redirects.
+SESSION_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_SECURE = not DEBUG
+SECURE_HSTS_SECONDS = 0 if DEBUG else 31_536_000
+SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
+# Asking browsers to hard-code the domain as HTTPS-only is its owner's decision, not a default.
+SECURE_HSTS_PRELOAD = _strict_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
@@ -136,6 +143,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
+    "core.middleware.RefuseUnstorableText",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -279,8 +287,9 @@ TASK_PENDING_TIMEOUT = _positive_int("TASK_PENDING_TIMEOUT", 600)
 TASK_PROCESSING_TIMEOUT = _positive_int("TASK_PROCESSING_TIMEOUT", 1800)
 SWEEP_INTERVAL = _positive_int("SWEEP_INTERVAL", 60)
 TASK_COSTS = {
-    "basic_clean": _positive_int("TASK_COST_BASIC_CLEAN", 1),
-    "model_pose12": _positive_int("TASK_COST_MODEL_POSE12", 1),
+    # Task.cost is a PositiveSmallIntegerField.
+    "basic_clean": _positive_int("TASK_COST_BASIC_CLEAN", 1, maximum=32767),
+    "model_pose12": _positive_int("TASK_COST_MODEL_POSE12", 1, maximum=32767),
 }
 
 # --- Uploads ------------------------------------------------------------------------------------
@@ -294,6 +303,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 TRUSTED_PROXIES: int = _setting("TRUSTED_PROXIES", env.int, 0)
 if TRUSTED_PROXIES < 0:
     raise ImproperlyConfigured(f"TRUSTED_PROXIES must be 0 or more, got {TRUSTED_PROXIES}.")
+# X-Forwarded-Proto is the proxy's word only behind a trusted proxy; without one it is the client's.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if TRUSTED_PROXIES else None
 
 # --- REST framework and JWT ---------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -301,7 +312,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["core.renderers.EnvelopeJSONRenderer"],
     # JSON everywhere; the upload endpoint alone takes multipart (declared on its view).
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["core.parsers.SafeJSONParser"],
     "EXCEPTION_HANDLER": "core.exceptions.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_RATES": {

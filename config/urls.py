@@ -3,7 +3,7 @@ from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from core.apis import api_not_found, health, serve_media
+from core.apis import api_not_found, health, read_only_document, serve_media
 from core.metrics import metrics_view
 
 api_patterns: list[URLPattern | URLResolver] = [
@@ -11,8 +11,8 @@ api_patterns: list[URLPattern | URLResolver] = [
     path("", include("quota.urls")),
     path("", include("tasks.urls")),
     path("", include("media.urls")),
-    path("schema", SpectacularAPIView.as_view(), name="schema"),
-    path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("schema", read_only_document(SpectacularAPIView.as_view()), name="schema"),
+    path("docs", read_only_document(SpectacularSwaggerView.as_view(url_name="schema")), name="docs"),
     re_path(r"^.*$", api_not_found),
 ]
 
@@ -28,5 +28,6 @@ if settings.STORAGE_BACKEND == "local":
     # reverse proxy at the same path instead.
     urlpatterns.append(re_path(r"^media/(?P<path>.*)$", serve_media))
 
+handler400 = "core.apis.bad_request"
 handler404 = "core.apis.not_found"
 handler500 = "core.apis.server_error"

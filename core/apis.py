@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from functools import wraps
 import uuid
 from typing import Any
 
@@ -12,6 +14,7 @@ from django.http.response import HttpResponseBase
 from django.utils import timezone
 from django.views import defaults, static
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
 from kombu import Connection
 
 from core import errors
@@ -63,8 +66,32 @@ def health(request: HttpRequest) -> JsonResponse:
     return JsonResponse(body, status=200 if healthy else 503)
 
 
+# Any method: an unknown path is 404 before CSRF could make it an HTML 403.
+@csrf_exempt
 def api_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     return json_error_response(request, errors.EndpointNotFound())
+
+
+def read_only_document(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
+    """The OpenAPI document and Swagger UI answer GET and HEAD as they are; any other method gets
+    the envelope's 405 rather than their renderers' YAML or HTML error."""
+
+    @wraps(view)
+    def read_only(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if request.method not in ("GET", "HEAD"):
+            response = json_error_response(request, errors.MethodNotAllowed())
+            response["Allow"] = "GET, HEAD"
+            return response
+        return view(request, *args, **kwargs)
+
+    return csrf_exempt(read_only)
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Django's 400 (a Host not allowed, too many fields ...) in the envelope under /api/."""
+    if request.path.startswith("/api/"):
+        return json_error_response(request, errors.InvalidParams())
+    return defaults.bad_request(request, exception)
 
 
 def server_error(request: HttpRequest) -> HttpResponse:

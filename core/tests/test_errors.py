@@ -143,6 +143,9 @@ def test_schema_and_docs_are_served() -> None:
 
 def test_ssl_redirect_honours_the_proxy_header_and_spares_health(settings) -> None:
     settings.SECURE_SSL_REDIRECT = True
+    settings.SECURE_PROXY_SSL_HEADER = None  # TRUSTED_PROXIES=0: a client's X-Forwarded-Proto is not believed
+    assert Client().get("/api/quota", HTTP_X_FORWARDED_PROTO="https").status_code == 301
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")  # TRUSTED_PROXIES > 0
     assert Client().get("/api/quota").status_code == 301
     assert Client().get("/api/quota", HTTP_X_FORWARDED_PROTO="https").status_code == 401
     assert Client().get("/health").status_code == 200
