@@ -29,8 +29,12 @@ def redact_secrets(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> Mut
     for key, value in list(event_dict.items()):
         if key != "event" and _SENSITIVE_FIELD.search(key):
             event_dict[key] = REDACTED
-        elif isinstance(value, str):
-            event_dict[key] = _JWT.sub(REDACTED, _SECRET_IN_URL.sub(rf"\1{REDACTED}", value))
+        elif key.startswith("_"):  # structlog's own bookkeeping (the LogRecord itself)
+            continue
+        elif not isinstance(value, int | float | bool | list | dict | tuple) and value is not None:
+            # Objects (Django's request in its "Bad Request" lines) are rendered as text here, where
+            # the text can still be checked.
+            event_dict[key] = _JWT.sub(REDACTED, _SECRET_IN_URL.sub(rf"\1{REDACTED}", str(value)))
     return event_dict
 
 
