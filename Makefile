@@ -1,29 +1,50 @@
 # The two commands a newcomer needs: `make run` and `make test`.
-PYTHON ?= python3.11
+# Any Python 3.11 or newer on the machine, newest first (or: make run PYTHON=/path/to/python3).
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
+  command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
+  && { echo $$p; break; }; done)
+# make run's ports (the API and admin; the RunningHub simulator).
+WEB_PORT ?= 8000
+SIM_PORT ?= 8188
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck audit pytest services browser node bench clean
+.PHONY: run lock test lint typecheck audit pytest services browser node bench clean
 
-$(STAMP): requirements.txt
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+# Runtime and development packages at the versions of requirements.lock (one venv for run and test).
+$(STAMP): requirements.txt requirements-dev.txt requirements.lock
+	@test -x $(BIN)/python || { \
+	  test -n "$(PYTHON)" || { echo "Python 3.11 or newer is needed (python3.13, python3.12 or python3.11 on PATH)." >&2; exit 1; }; \
+	  echo "Creating .venv with $$($(PYTHON) --version)"; $(PYTHON) -m venv $(VENV); }
+	@echo "Installing the Python packages into .venv (the first time takes a few minutes)"
+	$(BIN)/pip install --disable-pip-version-check --progress-bar on -r requirements-dev.txt -c requirements.lock
 	@touch $(STAMP)
 
+## Re-pin the transitive versions after changing requirements.txt or requirements-dev.txt.
+lock: $(STAMP)
+	$(BIN)/uv pip compile requirements-dev.txt -o requirements.lock --universal --python-version 3.11 --quiet
+
+# A product photo for the README's curl walk-through.
+docs/sample.jpg: $(STAMP) scripts/sample_photo.py
+	$(BIN)/python scripts/sample_photo.py $@
+
 ## Start the whole system on the embedded default (SQLite, filesystem broker, local files, simulator).
-run: $(STAMP)
+run: $(STAMP) docs/sample.jpg
 	@mkdir -p var
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(BIN)/python manage.py bootstrap_demo
 	@echo
-	@echo "  API      http://127.0.0.1:8000/api/   (docs: http://127.0.0.1:8000/api/docs)"
-	@echo "  Admin    http://127.0.0.1:8000/admin/ (log in as support or admin, above)"
-	@echo "  Health   http://127.0.0.1:8000/health"
-	@echo "  Processes: web, Celery worker, celery-beat, RunningHub simulator (127.0.0.1:8188). Ctrl-C stops all."
+	@echo "  API      http://127.0.0.1:$(WEB_PORT)/api/   (docs: http://127.0.0.1:$(WEB_PORT)/api/docs)"
+	@echo "  Admin    http://127.0.0.1:$(WEB_PORT)/admin/ (log in as support or admin, above)"
+	@echo "  Health   http://127.0.0.1:$(WEB_PORT)/health"
+	@echo "  Sample   docs/sample.jpg (README: try it with curl)"
+	@echo "  Processes: web, Celery worker (queues cpu and io), celery-beat, RunningHub simulator"
+	@echo "  (127.0.0.1:$(SIM_PORT)). Ctrl-C stops all."
 	@echo
-	$(BIN)/honcho start -f Procfile
+	WEB_PORT=$(WEB_PORT) SIM_PORT=$(SIM_PORT) PUBLIC_BASE_URL=http://127.0.0.1:$(WEB_PORT) \
+	  RUNNINGHUB_BASE_URL=http://127.0.0.1:$(SIM_PORT) $(BIN)/honcho start -f Procfile
 
 services:
 	@scripts/ensure_services.sh

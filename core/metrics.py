@@ -32,6 +32,10 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from redis import Redis
 
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    # The metrics below open their files in this folder as they are created.
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+
 # --- HTTP ---------------------------------------------------------------------------------------
 HTTP_REQUESTS = Histogram(
     "photo_http_request_duration_seconds",
@@ -97,8 +101,10 @@ def clear_multiprocess_dir() -> None:
     if folder is None:
         return
     os.makedirs(folder, exist_ok=True)
+    own = f"_{os.getpid()}.db"
     for name in os.listdir(folder):
-        if name.endswith(".db"):
+        # This process's own files are open already (the metrics created at import).
+        if name.endswith(".db") and not name.endswith(own):
             os.remove(os.path.join(folder, name))
 
 

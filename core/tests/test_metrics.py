@@ -24,8 +24,7 @@ def test_metrics_is_not_found_while_no_token_is_set(settings: Any) -> None:
 
 @pytest.mark.parametrize("header", [None, "Bearer wrong-token", "Basic c2NyYXBlLXRva2Vu", "scrape-token-0123456789"])
 def test_metrics_refuses_a_missing_or_wrong_token(token: str, header: str | None) -> None:
-    extra = {"HTTP_AUTHORIZATION": header} if header else {}
-    response = Client().get("/metrics", **extra)
+    response = Client().get("/metrics", headers={"Authorization": header} if header else {})
     assert response.status_code == 401
     assert b"photo_" not in response.content
 

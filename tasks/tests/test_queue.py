@@ -60,7 +60,7 @@ def one_worker_per_queue(transactional_db: None, sim: SimulatorHandle, settings:
         command = [sys.executable, "-m", "celery", "-A", "config", "worker", *options, "-n", f"{name}@%h", "-l", "INFO"]
         workers.append((subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT), log))
     try:
-        wait_for(lambda: len(current_app.control.ping(timeout=0.5)) == 2, timeout=60, interval=0.5)
+        wait_for(lambda: len(current_app.control.ping(timeout=0.5) or []) == 2, timeout=60, interval=0.5)
         yield
     finally:
         for process, log in workers:
