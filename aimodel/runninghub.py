@@ -81,6 +81,8 @@ class TaskOutcome:
     state: OutcomeState
     outputs: tuple[OutputFile, ...] = ()
     failed_reason: str = ""
+    # For a pending job: True once RunningHub runs it (804), False while it waits in its queue (813).
+    running: bool = False
 
 
 @dataclass(frozen=True)
@@ -152,12 +154,12 @@ class RunningHubClient:
     def outputs(self, *, task_id: str) -> TaskOutcome:
         envelope = self._call("/task/openapi/outputs", json_body={"apiKey": self._api_key, "taskId": task_id})
         if envelope.code in (CODE_TASK_RUNNING, CODE_TASK_QUEUED):
-            return TaskOutcome(state=OutcomeState.PENDING)
+            return TaskOutcome(state=OutcomeState.PENDING, running=envelope.code == CODE_TASK_RUNNING)
         if envelope.code == CODE_TASK_FAILED:
             return TaskOutcome(state=OutcomeState.FAILED, failed_reason=_readable_failure(envelope.data))
         self._raise_unless_ok(envelope)
         if envelope.data is None or envelope.msg in _PENDING_MESSAGES:
-            return TaskOutcome(state=OutcomeState.PENDING)
+            return TaskOutcome(state=OutcomeState.PENDING, running=envelope.msg == "APIKEY_TASK_IS_RUNNING")
         if not isinstance(envelope.data, list):
             raise RunningHubTransientError("outputs answer data is neither a list nor null")
         if not envelope.data:

@@ -195,6 +195,13 @@ if "redis" in CACHES["default"]["BACKEND"].lower():
     # A hung Redis fails a throttle check (and /health) in two seconds instead of hanging the request.
     CACHES["default"].setdefault("OPTIONS", {}).update({"socket_connect_timeout": 2, "socket_timeout": 2})
 
+# Long-polling task reads are woken through Redis pub/sub: the cache's Redis when there is one.
+TASK_EVENTS_REDIS_URL: str = _setting(
+    "TASK_EVENTS_REDIS_URL",
+    env.str,
+    os.environ.get("CACHE_URL", "") if os.environ.get("CACHE_URL", "").startswith(("redis://", "rediss://")) else "",
+)
+
 # --- Celery -------------------------------------------------------------------------------------
 CELERY_BROKER_URL: str = _setting("CELERY_BROKER_URL", env.str, "filesystem://" if EMBEDDED else environ.Env.NOTSET)
 if CELERY_BROKER_URL.startswith("filesystem://"):
@@ -280,6 +287,12 @@ RUNNINGHUB_WEBAPP_ID: str = _setting(
 RUNNINGHUB_PROMPT_NODE_ID: str = _setting("RUNNINGHUB_PROMPT_NODE_ID", env.str, "103")
 RUNNINGHUB_IMAGE_NODE_ID: str = _setting("RUNNINGHUB_IMAGE_NODE_ID", env.str, "74")
 RUNNINGHUB_POLL_INTERVAL = _positive_int("RUNNINGHUB_POLL_INTERVAL", 5)
+# Jobs in flight at RunningHub at once, across every worker (a consumer key runs about one).
+RUNNINGHUB_MAX_CONCURRENCY = _positive_int("RUNNINGHUB_MAX_CONCURRENCY", 1)
+# A model_pose12 job succeeds only with this many images.
+RUNNINGHUB_EXPECTED_OUTPUTS = _positive_int("RUNNINGHUB_EXPECTED_OUTPUTS", 12)
+# Unfinished (pending + processing) tasks one member may have; a create or batch beyond it is 4029.
+MEMBER_MAX_ACTIVE_TASKS = _positive_int("MEMBER_MAX_ACTIVE_TASKS", 100)
 # The webhook URL carries this secret because RunningHub does not sign its callbacks.
 RUNNINGHUB_WEBHOOK_SECRET = _secret("RUNNINGHUB_WEBHOOK_SECRET", "embedded-webhook-secret")
 

@@ -22,8 +22,12 @@ class LocalStorage:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".part")
-        tmp.write_bytes(data)
-        tmp.replace(path)
+        try:
+            tmp.write_bytes(data)
+            tmp.replace(path)
+        except OSError:
+            tmp.unlink(missing_ok=True)  # a half-written file is never left behind
+            raise
 
     def read(self, *, key: str) -> bytes:
         return self._path(key).read_bytes()

@@ -21,7 +21,9 @@ logger = structlog.get_logger(__name__)
 
 
 def _locked_user(user_id: int) -> User:
-    user = User.objects.select_for_update().filter(pk=user_id).first()
+    # FOR NO KEY UPDATE: the balance changes, never the key, so rows that merely reference the user
+    # (a task's status counters, events) are not blocked by it, and cannot deadlock against it.
+    user = User.objects.select_for_update(no_key=True).filter(pk=user_id).first()
     if user is None:
         raise errors.QuotaUserNotFound()
     return user
@@ -100,7 +102,7 @@ def quota_deduct(
     _positive(amount)
     refusal: errors.ApplicationError | None = None
     with transaction.atomic(savepoint=False):
-        user = User.objects.select_for_update().filter(pk=user_id).first()
+        user = User.objects.select_for_update(no_key=True).filter(pk=user_id).first()
         if user is None:
             refusal = errors.QuotaUserNotFound()
         elif not user.is_active_member:
@@ -182,7 +184,8 @@ def quota_refund_tasks(*, refunds: Sequence[TaskRefund], reason: str) -> int:
         _positive(refund.amount)
     with transaction.atomic(savepoint=False):
         user_ids = sorted({r.user_id for r in refunds})
-        list(User.objects.select_for_update().filter(pk__in=user_ids).order_by("pk").values_list("pk", flat=True))
+        locked = User.objects.select_for_update(no_key=True).filter(pk__in=user_ids).order_by("pk")
+        list(locked.values_list("pk", flat=True))
         sql = _REFUND_TASKS_SQL.format(ledger=QuotaLedger._meta.db_table, users=User._meta.db_table)
         with connection.cursor() as cursor:
             cursor.execute(
@@ -272,7 +275,7 @@ def quota_expire_lapsed() -> int:
     now = timezone.now()
     with transaction.atomic():
         users = list(
-            User.objects.select_for_update(skip_locked=True)
+            User.objects.select_for_update(skip_locked=True, no_key=True)
             .filter(quota_expire_at__lte=now, quota_remaining__gt=0)
             .only("id", "quota_remaining")
         )

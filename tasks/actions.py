@@ -13,9 +13,11 @@ from accounts.models import User
 from core import errors
 from quota.models import QuotaLedger
 from quota.services import quota_deduct, quota_refund
+from tasks.counters import task_counted
+from tasks.creation import task_create
 from tasks.events import task_created_event
 from tasks.lifecycle import TRANSITIONS, task_event, task_fail, task_lock, task_start, task_succeed
-from tasks.models import ACTIVE_STATUSES, FailureCode, Task, TaskStatus
+from tasks.models import ACTIVE_STATUSES, FailureCode, Task, TaskStatus, TaskType
 from tasks.queue import enqueue_advance
 from tasks.selectors import task_get, task_with_refund
 
@@ -113,6 +115,7 @@ def task_retry(*, task_id: uuid.UUID, actor: User) -> Task:
         )
         retry.save(force_insert=True)
         task_created_event(task=retry)
+        task_counted(user_id=retry.user_id, task_type=retry.type, from_status=None, to_status=TaskStatus.PENDING)
         task_event(task=retry, from_status="", actor=actor, reason=f"重试自任务 {original.pk}")
         transaction.on_commit(lambda: enqueue_advance(task_id=retry.id, task_type=retry.type, due=now))
     return retry
@@ -131,3 +134,23 @@ def task_refund_missing(*, task_id: uuid.UUID, actor: User) -> QuotaLedger:
     if row is None:
         raise errors.InvalidTransition("该任务已退还过配额", "The task was already refunded")
     return row
+
+
+def task_member_retry(*, task_id: uuid.UUID, user: User, idempotency_key: str | None = None) -> Task:
+    """A member orders a failed task of theirs again: a new task linked by `retry_of`, charged
+    like any create (the support retry's rule of charging only once the original is refunded is
+    moot here: a failed task was refunded when it failed). A task is retried at most once."""
+    original = task_get(task_id=task_id, user=user)
+    if original.status != TaskStatus.FAILED:
+        raise errors.InvalidTransition("只有失败的任务可以重试", "Only a failed task can be retried")
+    if Task.objects.filter(retry_of=original).exists():
+        raise errors.InvalidTransition("该任务已重试过", "The task was already retried")
+    created = task_create(
+        user=user,
+        task_type=TaskType(original.type),
+        input_image_url=original.input_image_url,
+        params=original.params,
+        idempotency_key=idempotency_key,
+        retry_of=original,
+    )
+    return task_with_refund(task_id=created.task.pk)

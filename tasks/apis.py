@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 from django.conf import settings
+from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, viewsets
@@ -24,12 +25,23 @@ from core import errors
 from core.permissions import CanRunTaskActions
 from core.schema import AUTHENTICATED, error_responses
 from core.serializers import parse
-from tasks.actions import task_cancel, task_update_status
-from tasks.creation import task_create
+from tasks.actions import task_cancel, task_member_retry, task_update_status
+from tasks.archive import task_archive
+from tasks.creation import TaskOrder, task_batch_create, task_create
 from tasks.models import Task, TaskStatus
+from tasks.progress import task_progress
 from tasks.queue import enqueue_advance
-from tasks.selectors import task_get, task_list
-from tasks.serializers import TaskCreateIn, TaskListIn, TaskListOut, TaskOut, TaskStatusIn
+from tasks.selectors import task_get, task_get_when_changed, task_list
+from tasks.serializers import (
+    TaskBatchIn,
+    TaskBatchOut,
+    TaskCreateIn,
+    TaskGetIn,
+    TaskListIn,
+    TaskListOut,
+    TaskOut,
+    TaskStatusIn,
+)
 
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
@@ -104,25 +116,114 @@ class TaskViewSet(viewsets.ViewSet):
         query = TaskListIn(data=request.query_params)
         query.is_valid(raise_exception=True)
         params = query.validated_data
-        tasks, total = task_list(
+        page = task_list(
             user=request_user(request),
             limit=params["limit"],
             offset=params["offset"],
             status=params.get("status"),
             task_type=params.get("type"),
+            after=params.get("after"),
+            batch_id=params.get("batchId"),
         )
-        return Response(
-            TaskListOut({"tasks": tasks, "total": total, "limit": params["limit"], "offset": params["offset"]}).data
+        body = {"tasks": page.tasks, "total": page.total, "next_after": page.next_after}
+        answer = TaskListOut(
+            {**body, "limit": params["limit"], "offset": params["offset"]},
+            context={"progress": task_progress(page.tasks)},
         )
+        return Response(answer.data)
 
     @extend_schema(
         operation_id="task_get",
         summary="One of the member's tasks",
-        parameters=[TASK_ID],
-        responses={200: TaskOut, **error_responses(*AUTHENTICATED, errors.TaskForbidden, errors.TaskNotFound)},
+        parameters=[TASK_ID, TaskGetIn],
+        responses={
+            200: TaskOut,
+            **error_responses(*AUTHENTICATED, errors.InvalidParams, errors.TaskForbidden, errors.TaskNotFound),
+        },
     )
     def retrieve(self, request: Request, task_id: str) -> Response:
-        return Response(TaskOut(task_get(task_id=_task_id(task_id), user=request_user(request))).data)
+        query = TaskGetIn(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        user, pk = request_user(request), _task_id(task_id)
+        wait = query.validated_data.get("wait")
+        if wait is None:
+            return Response(TaskOut(task_get(task_id=pk, user=user)).data)
+        return Response(TaskOut(task_get_when_changed(task_id=pk, user=user, wait=wait)).data)
+
+    @extend_schema(
+        operation_id="task_batch",
+        summary="Order up to 50 jobs at once: all charged and created, or none",
+        request=TaskBatchIn,
+        parameters=[IDEMPOTENCY_KEY],
+        responses={
+            201: TaskBatchOut,
+            **error_responses(
+                *AUTHENTICATED,
+                errors.InvalidTaskType,
+                errors.InvalidParams,
+                errors.MembershipRequired,
+                errors.QuotaInsufficient,
+                errors.IdempotencyConflict,
+                errors.RateLimited,
+            ),
+        },
+    )
+    @action(detail=False, methods=["post"])
+    def batch(self, request: Request) -> Response:
+        items = parse(TaskBatchIn, request.data)["items"]
+        orders = [
+            TaskOrder(task_type=item["type"], input_image_url=item["inputImageUrl"], params=item["params"])
+            for item in items
+        ]
+        created = task_batch_create(
+            user=request_user(request), orders=orders, idempotency_key=_idempotency_key(request)
+        )
+        response = Response(TaskBatchOut(created).data, status=http.HTTP_201_CREATED)
+        if created.replayed:
+            response["Idempotent-Replayed"] = "true"
+        return response
+
+    @extend_schema(
+        operation_id="task_retry",
+        summary="Order a failed task again as a new task (charged like any order)",
+        request=None,
+        parameters=[TASK_ID, IDEMPOTENCY_KEY],
+        responses={
+            201: TaskOut,
+            **error_responses(
+                *AUTHENTICATED,
+                errors.TaskForbidden,
+                errors.TaskNotFound,
+                errors.InvalidTransition,
+                errors.InvalidParams,
+                errors.MembershipRequired,
+                errors.QuotaInsufficient,
+                errors.RateLimited,
+            ),
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def retry(self, request: Request, task_id: str) -> Response:
+        task = task_member_retry(
+            task_id=_task_id(task_id), user=request_user(request), idempotency_key=_idempotency_key(request)
+        )
+        return Response(TaskOut(task).data, status=http.HTTP_201_CREATED)
+
+    @extend_schema(
+        operation_id="task_archive",
+        summary="The stored results of a successful task as one ZIP",
+        parameters=[TASK_ID],
+        responses={
+            (200, "application/zip"): OpenApiResponse(OpenApiTypes.BINARY, description="One file per result, in order"),
+            **error_responses(*AUTHENTICATED, errors.TaskForbidden, errors.TaskNotFound, errors.InvalidTransition),
+        },
+    )
+    @action(detail=True, methods=["get"])
+    def archive(self, request: Request, task_id: str) -> StreamingHttpResponse:
+        task = task_get(task_id=_task_id(task_id), user=request_user(request))
+        response = StreamingHttpResponse(task_archive(task=task), content_type="application/zip")
+        response["Content-Disposition"] = f'attachment; filename="{task.id.hex[:8]}.zip"'
+        return response
 
     @extend_schema(
         operation_id="task_cancel",
@@ -164,7 +265,7 @@ class TaskViewSet(viewsets.ViewSet):
 
     def get_throttles(self) -> builtins.list[BaseThrottle]:
         # Only ordering is throttled per member (ScopedRateThrottle skips views without a scope).
-        if self.action == "create":
+        if self.action in ("create", "batch", "retry"):
             self.throttle_scope = "task_create"
         return super().get_throttles()
 

@@ -9,20 +9,26 @@ conditions themselves are query conditions on `TaskQuerySet` (tasks/models.py).
 
 from __future__ import annotations
 
+import logging
+import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, close_old_connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import User
 from core import errors
 from quota.services import quota_refund
+from tasks.counters import task_counted
 from tasks.events import task_failed_event, task_started_event, task_succeeded_event
-from tasks.models import ACTIVE_STATUSES, FailureCode, Task, TaskEvent, TaskStatus
-from tasks.queue import enqueue_advance, enqueue_vendor_cancel
+from tasks.models import ACTIVE_STATUSES, SLOT_STAGES, FailureCode, Task, TaskEvent, TaskStage, TaskStatus, TaskType
+from tasks.notify import task_changed
+from tasks.queue import enqueue_advance, enqueue_dispatch, enqueue_vendor_cancel
 
 # The transitions that exist at all (SPEC §4); staff may force any of them.
 TRANSITIONS = frozenset(
@@ -34,8 +40,13 @@ TRANSITIONS = frozenset(
     }
 )
 
-# A worker holds a claimed task this long; a crashed worker's task is free again after it.
-LEASE = timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 60)
+logger = logging.getLogger(__name__)
+
+# A worker holds a claimed task this long, and renews the hold every LEASE_RENEW_EVERY while its
+# step runs (task_lease_heartbeat): a crashed worker's task is free again within LEASE, however
+# long a live worker's step takes.
+LEASE = timedelta(seconds=30)
+LEASE_RENEW_EVERY = LEASE / 3
 
 # What a member reads for each failure code: fixed texts, never a provider's or an exception's.
 MEMBER_MESSAGES = {
@@ -75,9 +86,75 @@ def task_claim(*, task_id: uuid.UUID, token: datetime | None) -> Task | None:
     return Task.objects.filter(pk=task_id).select_related("user").first()
 
 
+class _LeaseHeartbeat(threading.Thread):
+    """Renews the lease of `task` while its holder works; stops when the lease is no longer the
+    one it renewed (released, finished or taken over). Renewal and release never interleave: the
+    release stops the heartbeat first, under the same lock, so `task.lease_until` stays the token
+    of the hold."""
+
+    def __init__(self, task: Task) -> None:
+        super().__init__(name=f"lease-{task.pk}", daemon=True)
+        self.task = task
+        self.lock = threading.Lock()
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.stopped.wait(LEASE_RENEW_EVERY.total_seconds()):
+                with self.lock:
+                    if self.stopped.is_set() or not self._renew():
+                        return
+        finally:
+            close_old_connections()
+
+    def _renew(self) -> bool:
+        renewed = timezone.now() + LEASE
+        try:
+            held = Task.objects.filter(pk=self.task.pk, lease_until=self.task.lease_until).active()
+            if held.update(lease_until=renewed) == 0:
+                return False
+        except DatabaseError:
+            # The database is away: try again next beat; if it stays away the lease lapses and the
+            # task is resumed elsewhere, which is what a lapsed lease is for.
+            logger.warning("could not renew the lease of task %s", self.task.pk, exc_info=True)
+            close_old_connections()
+            return True
+        self.task.lease_until = renewed
+        return True
+
+    def stop(self) -> None:
+        with self.lock:
+            self.stopped.set()
+        if self is not threading.current_thread():
+            self.join()
+
+
+_heartbeats: dict[uuid.UUID, _LeaseHeartbeat] = {}
+
+
+@contextmanager
+def task_lease_heartbeat(task: Task) -> Iterator[None]:
+    """Keep the claimed `task` held while the body runs (its lease renewed every
+    LEASE_RENEW_EVERY), so the lease can be short: a killed worker's task is free again in LEASE."""
+    heartbeat = _LeaseHeartbeat(task)
+    _heartbeats[task.pk] = heartbeat
+    heartbeat.start()
+    try:
+        yield
+    finally:
+        _stop_heartbeat(task)
+
+
+def _stop_heartbeat(task: Task) -> None:
+    heartbeat = _heartbeats.pop(task.pk, None)
+    if heartbeat is not None:
+        heartbeat.stop()
+
+
 def task_release(*, task: Task, delay: float, error: bool | None) -> None:
     """Schedule the next step `delay` seconds from now, if this worker still holds the lease.
     error=True counts a transient failure, False resets the count, None leaves it."""
+    _stop_heartbeat(task)
     due = timezone.now() + timedelta(seconds=delay)
     changes: dict[str, object] = {"next_attempt_at": due, "lease_until": None}
     if error is True:
@@ -102,9 +179,29 @@ def task_wake(*, task_id: uuid.UUID, task_type: str, now: datetime) -> bool:
 
 
 def task_event(*, task: Task, from_status: str, actor: User | None, reason: str) -> TaskEvent:
+    """One row of the status history (status and stage as they are now), and a wake-up for the
+    requests long-polling the task once the transaction commits."""
+    task_id = task.pk
+    transaction.on_commit(lambda: task_changed(task_id))
     return TaskEvent.objects.create(
-        task=task, from_status=from_status, to_status=task.status, actor=actor, reason=reason[:500]
+        task=task, from_status=from_status, to_status=task.status, stage=task.stage, actor=actor, reason=reason[:500]
     )
+
+
+def task_set_stage(*, task_id: uuid.UUID, stage: TaskStage, reason: str = "") -> bool:
+    """Record that an unfinished task moved to `stage` (no-op when it is already there). A pose12
+    task leaving the RunningHub stages frees its slot for the next waiting task."""
+    with transaction.atomic():
+        task = Task.objects.select_for_update().filter(pk=task_id).active().exclude(stage=stage).first()
+        if task is None:
+            return False
+        left_slot = task.type == TaskType.MODEL_POSE12 and task.stage in SLOT_STAGES and stage not in SLOT_STAGES
+        task.stage = stage
+        task.save(update_fields=["stage", "updated_at"])
+        task_event(task=task, from_status=task.status, actor=None, reason=reason or f"阶段: {stage.label}")
+        if left_slot:
+            transaction.on_commit(enqueue_dispatch)
+    return True
 
 
 def task_lock(*, task_id: uuid.UUID) -> Task:
@@ -122,6 +219,7 @@ def task_start(
     next_attempt_at: datetime | None = None,
     actor: User | None = None,
     reason: str = "开始处理",
+    stage: TaskStage = TaskStage.RUNNING,
 ) -> Task | None:
     """pending → processing (saving RunningHub's id in the same transaction). None if not pending."""
     with transaction.atomic():
@@ -129,15 +227,17 @@ def task_start(
         if task.status != TaskStatus.PENDING:
             return None
         task.status = TaskStatus.PROCESSING
+        task.stage = stage
         task.started_at = timezone.now()
         task.vendor_task_id = vendor_task_id or ""
-        fields = ["status", "started_at", "vendor_task_id", "updated_at"]
+        fields = ["status", "stage", "started_at", "vendor_task_id", "updated_at"]
         if next_attempt_at is not None:
             task.next_attempt_at, task.lease_until, task.transient_errors = next_attempt_at, None, 0
             fields += ["next_attempt_at", "lease_until", "transient_errors"]
         task.save(update_fields=fields)
         task_event(task=task, from_status=TaskStatus.PENDING, actor=actor, reason=reason)
         task_started_event(task=task)
+        task_counted(user_id=task.user_id, task_type=task.type, from_status=TaskStatus.PENDING, to_status=task.status)
         return task
 
 
@@ -150,6 +250,7 @@ def task_succeed(
         if task.status != TaskStatus.PROCESSING:
             return None
         task.status = TaskStatus.SUCCESS
+        task.stage = TaskStage.DONE
         task.result_urls = result_urls
         task.audit = audit
         task.completed_at = timezone.now()
@@ -157,6 +258,7 @@ def task_succeed(
         task.save(
             update_fields=[
                 "status",
+                "stage",
                 "result_urls",
                 "audit",
                 "completed_at",
@@ -167,6 +269,9 @@ def task_succeed(
         )
         task_event(task=task, from_status=TaskStatus.PROCESSING, actor=actor, reason=reason or "处理完成")
         task_succeeded_event(task=task)
+        task_counted(
+            user_id=task.user_id, task_type=task.type, from_status=TaskStatus.PROCESSING, to_status=task.status
+        )
         return task
 
 
@@ -190,8 +295,9 @@ def task_fail(
         task = task_lock(task_id=task_id)
         if task.status not in from_statuses:
             return None
-        previous = task.status
+        previous, previous_stage = task.status, task.stage
         task.status = TaskStatus.FAILED
+        task.stage = TaskStage.DONE
         task.error_message = message[:500]
         task.failure_code = code
         task.completed_at = timezone.now()
@@ -199,6 +305,7 @@ def task_fail(
         task.save(
             update_fields=[
                 "status",
+                "stage",
                 "error_message",
                 "failure_code",
                 "completed_at",
@@ -212,6 +319,10 @@ def task_fail(
         quota_refund(
             user_id=task.user_id, amount=task.cost, task_id=task.id, reason=f"任务失败: {message}"[:255], actor=actor
         )
+        # After the refund: counters are written last, once the user row is locked (tasks/counters.py).
+        task_counted(user_id=task.user_id, task_type=task.type, from_status=previous, to_status=task.status)
+        if task.type == TaskType.MODEL_POSE12 and previous_stage in SLOT_STAGES:
+            transaction.on_commit(enqueue_dispatch)
         if cancel_vendor and previous == TaskStatus.PROCESSING and task.vendor_task_id:
             vendor_id = task.vendor_task_id
             transaction.on_commit(lambda: enqueue_vendor_cancel(vendor_id))

@@ -24,6 +24,21 @@ class TaskStatus(models.TextChoices):
 ACTIVE_STATUSES = (TaskStatus.PENDING, TaskStatus.PROCESSING)
 
 
+class TaskStage(models.TextChoices):
+    """Where an unfinished task is (SPEC §8), finer than its status."""
+
+    QUEUED = "queued", _("等待中")
+    SUBMITTED = "submitted", _("已提交")
+    RUNNING = "running", _("生成中")
+    COLLECTING = "collecting", _("取回结果")
+    AUDITING = "auditing", _("审核中")
+    DONE = "done", _("已结束")
+
+
+# A model_pose12 task in these stages holds one of RUNNINGHUB_MAX_CONCURRENCY slots.
+SLOT_STAGES = (TaskStage.SUBMITTED, TaskStage.RUNNING)
+
+
 class FailureCode(models.TextChoices):
     """Why a task failed (SPEC §8), kept beside the human message for grouping and filtering."""
 
@@ -94,6 +109,13 @@ class Task(models.Model):
     result_urls = models.JSONField(_("结果"), default=list, blank=True)
     error_message = models.CharField(_("错误信息"), max_length=500, blank=True)
     failure_code = models.CharField(_("失败原因"), max_length=20, choices=FailureCode.choices, blank=True, default="")
+    stage = models.CharField(_("阶段"), max_length=12, choices=TaskStage.choices, default=TaskStage.QUEUED)
+    batch_id = models.UUIDField(_("批次"), null=True, blank=True)
+    batch_index = models.PositiveSmallIntegerField(null=True, blank=True, editable=False)
+    # When the task got its RunningHub slot: members are served round-robin by their last dispatch.
+    dispatched_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # A pose12 answer with too few images gets one more look at /outputs before the task fails.
+    outputs_rechecked = models.BooleanField(default=False, editable=False)
     vendor_task_id = models.CharField(_("RunningHub 任务ID"), max_length=32, blank=True, default="")
     vendor_input = models.CharField(_("RunningHub 输入文件"), max_length=255, blank=True, default="", editable=False)
     cost = models.PositiveSmallIntegerField(_("扣除配额"))
@@ -130,6 +152,23 @@ class Task(models.Model):
                 name="task_active_due",
             ),
             models.Index(fields=["vendor_task_id"], name="task_vendor_id"),
+            # The member's unfinished tasks (MEMBER_MAX_ACTIVE_TASKS) without reading their history.
+            models.Index(
+                fields=["user"], condition=models.Q(status__in=["pending", "processing"]), name="task_user_active"
+            ),
+            # pose12 tasks waiting for a RunningHub slot, and those holding one.
+            models.Index(
+                fields=["stage", "created_at"],
+                condition=models.Q(type="model_pose12", status__in=["pending", "processing"]),
+                name="task_pose12_dispatch",
+            ),
+            models.Index(
+                fields=["user", "batch_id"], condition=models.Q(batch_id__isnull=False), name="task_user_batch"
+            ),
+            # Who got a RunningHub slot lately (members take turns by it).
+            models.Index(
+                fields=["dispatched_at"], condition=models.Q(dispatched_at__isnull=False), name="task_dispatched"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -151,6 +190,7 @@ class TaskEvent(models.Model):
         related_name="+",
         verbose_name=_("操作人"),
     )
+    stage = models.CharField(_("阶段"), max_length=12, choices=TaskStage.choices, blank=True, db_default="")
     reason = models.CharField(_("原因"), max_length=500, blank=True)
     at = models.DateTimeField(_("时间"), auto_now_add=True)
 

@@ -32,15 +32,27 @@ from media.fetch import FetchError, fetch
 from media.images import image_inspect, image_sanitize
 from media.services import media_result_key, media_result_stage, upload_key_for_user
 from media.storage import get_storage
+from tasks.dispatch import pose12_dispatch
 from tasks.lifecycle import (
     task_claim,
     task_fail,
+    task_lease_heartbeat,
     task_release,
+    task_set_stage,
     task_start,
     task_succeed,
     task_wake,
 )
-from tasks.models import FailureCode, Task, TaskStatus, TaskType, pending_cutoff, processing_hard_limit
+from tasks.models import (
+    SLOT_STAGES,
+    FailureCode,
+    Task,
+    TaskStage,
+    TaskStatus,
+    TaskType,
+    pending_cutoff,
+    processing_hard_limit,
+)
 from tasks.queue import enqueue_advance
 
 logger = logging.getLogger(__name__)
@@ -86,12 +98,13 @@ def task_advance(*, task_id: uuid.UUID, token: datetime | None) -> None:
         task_fail(task_id=task.pk, code=FailureCode.TIMEOUT, from_statuses=(TaskStatus.PENDING,))
         return
     try:
-        if task.type == TaskType.BASIC_CLEAN:
-            _run_basic_clean(task)
-        elif task.status == TaskStatus.PENDING:
-            _submit_pose12(task)
-        else:
-            _follow_pose12(task)
+        with task_lease_heartbeat(task):
+            if task.type == TaskType.BASIC_CLEAN:
+                _run_basic_clean(task)
+            elif task.status == TaskStatus.PENDING:
+                _submit_pose12(task)
+            else:
+                _follow_pose12(task)
     except Retry as retry:
         if retry.counts and task.transient_errors + 1 >= MAX_TRANSIENT_ERRORS:
             task_fail(task_id=task.pk, code=FailureCode.RETRIES_EXHAUSTED, detail=str(retry))
@@ -137,6 +150,7 @@ def _checked_image(name: str, data: bytes, *, sanitize: bool = True) -> ImageOut
 
 
 def _store_audit_and_succeed(task: Task, outputs: list[ImageOutput]) -> None:
+    task_set_stage(task_id=task.pk, stage=TaskStage.AUDITING)
     storage = get_storage()
     stage = media_result_stage()
     keys = [
@@ -220,6 +234,8 @@ def _uploaded_input(task: Task, client: RunningHubClient) -> str:
 
 
 def _submit_pose12(task: Task) -> None:
+    if task.stage not in SLOT_STAGES and not pose12_dispatch(claimant_id=task.pk):
+        return  # waits for a RunningHub slot; a finished job or the sweep wakes it
     client = runninghub_client()
     try:
         prompt = prompt_for(scene=task.params.get("scene", "street"), category=task.params.get("category", "dress"))
@@ -246,7 +262,7 @@ def _submit_pose12(task: Task) -> None:
     except RunningHubError as exc:
         raise Retry(f"RunningHub 暂不可用: {exc}") from exc
     due = timezone.now() + timedelta(seconds=settings.RUNNINGHUB_POLL_INTERVAL)
-    if task_start(task_id=task.pk, vendor_task_id=vendor_id, next_attempt_at=due) is None:
+    if task_start(task_id=task.pk, vendor_task_id=vendor_id, next_attempt_at=due, stage=TaskStage.SUBMITTED) is None:
         # Cancelled or timed out while we were submitting: stop the job we just started.
         _cancel_quietly(vendor_id)
         return
@@ -263,6 +279,8 @@ def _follow_pose12(task: Task) -> None:
     except RunningHubError as exc:
         raise Retry(f"查询 RunningHub 失败: {exc}") from exc
     if outcome.state == OutcomeState.PENDING:
+        if outcome.running:
+            task_set_stage(task_id=task.pk, stage=TaskStage.RUNNING)
         task_release(task=task, delay=settings.RUNNINGHUB_POLL_INTERVAL, error=False)
         return
     if outcome.state == OutcomeState.FAILED:
@@ -273,9 +291,17 @@ def _follow_pose12(task: Task) -> None:
             cancel_vendor=False,
         )
         return
+    task_set_stage(task_id=task.pk, stage=TaskStage.COLLECTING)
     images = [o for o in outcome.outputs if o.file_type.lower() in ("png", "jpg", "jpeg", "webp")]
-    if not images:
-        raise Fail("生成结果不完整,已退还配额", code=FailureCode.INCOMPLETE_RESULTS, detail="no images in /outputs")
+    if len(images) < settings.RUNNINGHUB_EXPECTED_OUTPUTS:
+        detail = f"{len(images)} of {settings.RUNNINGHUB_EXPECTED_OUTPUTS} images in /outputs"
+        if task.outputs_rechecked:
+            raise Fail("生成结果不完整,已退还配额", code=FailureCode.INCOMPLETE_RESULTS, detail=detail)
+        # RunningHub may still be saving the last files: one more look before giving up.
+        logger.info("task %s: %s, looking again", task.pk, detail)
+        Task.objects.filter(pk=task.pk).update(outputs_rechecked=True)
+        task_release(task=task, delay=settings.RUNNINGHUB_POLL_INTERVAL, error=None)
+        return
     outputs = []
     for n, output in enumerate(images, 1):
         try:

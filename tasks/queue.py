@@ -24,6 +24,7 @@ IO_QUEUE = "io"
 ADVANCE = "tasks.advance"
 SWEEP = "tasks.sweep"
 CANCEL_VENDOR_TASK = "tasks.cancel_vendor_task"
+DISPATCH = "tasks.dispatch"
 
 
 def advance_queue(task_type: str) -> str:
@@ -48,3 +49,11 @@ def enqueue_vendor_cancel(vendor_task_id: str) -> None:
         current_app.send_task(CANCEL_VENDOR_TASK, args=(vendor_task_id,))
     except Exception:
         logger.warning("could not enqueue the RunningHub cancel of %s", vendor_task_id, exc_info=True)
+
+
+def enqueue_dispatch() -> None:
+    """A RunningHub slot came free: hand it to the next waiting task."""
+    try:
+        current_app.send_task(DISPATCH)
+    except Exception:
+        logger.warning("could not enqueue a dispatch; the sweep dispatches every minute", exc_info=True)

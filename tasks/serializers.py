@@ -3,6 +3,8 @@ output serializer that is both the payload and its schema."""
 
 from __future__ import annotations
 
+import datetime
+import uuid
 from typing import Any
 
 from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
@@ -13,7 +15,8 @@ from aimodel.types import Pose12Params
 from core import errors
 from core.serializers import StrictCharField, UtcDateTimeField, no_nul
 from media.storage import get_storage
-from tasks.models import FailureCode, Task, TaskStatus, TaskType
+from tasks.models import FailureCode, Task, TaskStage, TaskStatus, TaskType
+from tasks.progress import Progress, task_progress
 
 
 class TaskOut(serializers.ModelSerializer[Task]):
@@ -27,6 +30,12 @@ class TaskOut(serializers.ModelSerializer[Task]):
     completedAt = UtcDateTimeField(source="completed_at", allow_null=True)
     quotaCharged = serializers.IntegerField(source="cost")
     quotaRefunded = serializers.SerializerMethodField()
+    stage = serializers.ChoiceField(choices=TaskStage.choices, read_only=True)
+    queuePosition = serializers.SerializerMethodField()
+    estimatedStartAt = serializers.SerializerMethodField()
+    estimatedDoneAt = serializers.SerializerMethodField()
+    batchId = serializers.UUIDField(source="batch_id", allow_null=True, read_only=True)
+    retryOf = serializers.UUIDField(source="retry_of_id", allow_null=True, read_only=True)
 
     class Meta:
         model = Task
@@ -45,6 +54,12 @@ class TaskOut(serializers.ModelSerializer[Task]):
             "completedAt",
             "quotaCharged",
             "quotaRefunded",
+            "stage",
+            "queuePosition",
+            "estimatedStartAt",
+            "estimatedDoneAt",
+            "batchId",
+            "retryOf",
         )
         read_only_fields = fields
 
@@ -62,6 +77,29 @@ class TaskOut(serializers.ModelSerializer[Task]):
     def get_failureCode(self, task: Task) -> str | None:
         return task.failure_code or None
 
+    def _progress(self, task: Task) -> Progress:
+        """A list passes the progress of all its tasks in the context (worked out in one go);
+        a single task works out its own."""
+        context: dict[str, Any] = self.context  # type: ignore[assignment]
+        known: dict[uuid.UUID, Progress] = context.setdefault("progress", {})
+        if task.id not in known:
+            known.update(task_progress([task]))
+        return known.get(task.id, Progress())
+
+    @extend_schema_field(serializers.IntegerField(min_value=1, allow_null=True))
+    def get_queuePosition(self, task: Task) -> int | None:
+        return self._progress(task).queue_position
+
+    @extend_schema_field(UtcDateTimeField(allow_null=True))
+    def get_estimatedStartAt(self, task: Task) -> str | None:
+        at = self._progress(task).estimated_start_at
+        return at.astimezone(datetime.UTC).isoformat() if at else None
+
+    @extend_schema_field(UtcDateTimeField(allow_null=True))
+    def get_estimatedDoneAt(self, task: Task) -> str | None:
+        at = self._progress(task).estimated_done_at
+        return at.astimezone(datetime.UTC).isoformat() if at else None
+
     @extend_schema_field(serializers.IntegerField())
     def get_quotaRefunded(self, task: Task) -> int:
         return int(getattr(task, "quota_refunded", 0))
@@ -74,6 +112,9 @@ class TaskListOut(serializers.Serializer[Any]):
     total = serializers.IntegerField()
     limit = serializers.IntegerField()
     offset = serializers.IntegerField()
+    nextAfter = serializers.UUIDField(
+        source="next_after", allow_null=True, help_text="Pass as `after` for the next page; null on the last page"
+    )
 
 
 class TaskTypeField(serializers.ChoiceField):
@@ -131,17 +172,21 @@ class TaskCreateIn(serializers.Serializer[Any]):
 class TaskListIn(serializers.Serializer[Any]):
     limit = serializers.IntegerField(min_value=1, max_value=100, default=10)
     offset = serializers.IntegerField(min_value=0, default=0)
-    # Blank is let through the field so that `?status=` is refused below rather than ignored.
-    status = serializers.ChoiceField(choices=TaskStatus.choices, required=False, allow_blank=True)
-    type = serializers.ChoiceField(choices=TaskType.choices, required=False, allow_blank=True)
+    after = serializers.UUIDField(
+        required=False,
+        help_text="Keyset paging: the page starts just after this task (the `nextAfter` of the previous "
+        "page); unlike a deep `offset`, it costs the same at any depth",
+    )
+    status = serializers.ChoiceField(choices=TaskStatus.choices, required=False)
+    type = serializers.ChoiceField(choices=TaskType.choices, required=False)
+    batchId = serializers.UUIDField(required=False, help_text="Only the tasks of this batch (POST /api/task/batch)")
 
-    def validate_status(self, value: str) -> str:
-        if not value:
-            raise serializers.ValidationError("不能为空")
-        return value
-
-    def validate_type(self, value: str) -> str:
-        return self.validate_status(value)
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        # A query string's blank value would otherwise be dropped silently: `?status=` is refused.
+        blank = {name: ["不能为空"] for name in ("status", "type") if self.initial_data.get(name) == ""}
+        if blank:
+            raise serializers.ValidationError(blank)
+        return attrs
 
 
 class TaskStatusIn(serializers.Serializer[Any]):
@@ -154,3 +199,41 @@ class TaskStatusIn(serializers.Serializer[Any]):
         if any(storage.key_for_url(url) is None for url in urls):
             raise serializers.ValidationError("只接受本服务存储中的文件地址")
         return urls
+
+
+class TaskGetIn(serializers.Serializer[Any]):
+    wait = serializers.FloatField(
+        required=False,
+        min_value=0.001,
+        max_value=25,
+        help_text="Long poll: answer as soon as the task's status or stage changes, or after this many seconds",
+    )
+
+
+class TaskBatchIn(serializers.Serializer[Any]):
+    items = serializers.ListField(child=serializers.JSONField(), min_length=1, max_length=50)
+
+    def validate_items(self, items: list[Any]) -> list[dict[str, Any]]:
+        """Each item is checked like a single create; an error names its item (`items[<i>].…`)."""
+        orders = []
+        for index, item in enumerate(items):
+            prefix = f"items[{index}]"
+            if not isinstance(item, dict):
+                raise errors.InvalidParams(fields={prefix: ["必须是对象"]})
+            checked = TaskCreateIn(data=item)
+            try:
+                valid = checked.is_valid()
+            except errors.ApplicationError as exc:
+                fields = exc.fields or {"type": [exc.message("zh")]}
+                raise type(exc)(fields={f"{prefix}.{name}": text for name, text in fields.items()}) from exc
+            if not valid:
+                raise errors.InvalidParams(
+                    fields={f"{prefix}.{name}": [str(m) for m in messages] for name, messages in checked.errors.items()}
+                )
+            orders.append(checked.validated_data)
+        return orders
+
+
+class TaskBatchOut(serializers.Serializer[Any]):
+    batchId = serializers.UUIDField(source="batch_id")
+    tasks = TaskOut(many=True)

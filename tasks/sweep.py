@@ -1,6 +1,10 @@
 """The periodic sweep: fails timed-out tasks (refunding them), re-queues work whose message was
 lost, expires lapsed quota and forgets old idempotency keys. Two sweeps at once are harmless:
-every change is a guarded transition or a skip-locked update."""
+every change is a guarded transition or a skip-locked update.
+
+Timed-out tasks are failed set-based: a batch is a fixed number of statements whatever its size
+(the same writes as `task_fail`, for many tasks at once). Only a processing RunningHub job gets a
+per-task last look at the provider before it fails."""
 
 from __future__ import annotations
 
@@ -10,18 +14,34 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from quota.services import quota_expire_lapsed
+from quota.services import TaskRefund, quota_expire_lapsed, quota_refund_tasks
+from tasks.counters import task_counters_add
 from tasks.creation import IDEMPOTENCY_TTL
-from tasks.events import tasks_swept_event
-from tasks.lifecycle import task_fail
-from tasks.models import FailureCode, IdempotencyKey, Task, TaskQuerySet, TaskStatus, stuck_condition
+from tasks.dispatch import pose12_dispatch
+from tasks.events import tasks_failed_in_bulk_event, tasks_swept_event
+from tasks.lifecycle import member_message
+from tasks.models import (
+    FailureCode,
+    IdempotencyKey,
+    Task,
+    TaskEvent,
+    TaskQuerySet,
+    TaskStage,
+    TaskStatus,
+    TaskType,
+    stuck_condition,
+)
+from tasks.notify import tasks_changed
 from tasks.processing import task_processing_timed_out
-from tasks.queue import enqueue_advance
+from tasks.progress import typical_run_times_refresh
+from tasks.queue import enqueue_advance, enqueue_vendor_cancel
 
-SWEEP_BATCH = 500
+# Tasks failed per statement batch: one transaction of four statements whatever its size.
+SWEEP_BATCH = 1000
 # A sweep stops picking up new work after this long; the next run (a minute later) goes on.
 SWEEP_TIME_BUDGET_SECONDS = 40
 # Work more than this overdue, with no worker holding it, lost its queued message.
@@ -39,6 +59,94 @@ class SweepReport:
     @property
     def failed(self) -> int:
         return self.failed_pending + self.failed_processing
+
+
+@dataclass(frozen=True)
+class _Failed:
+    id: uuid.UUID
+    user_id: int
+    type: str
+    cost: int
+    vendor_task_id: str
+
+
+# The picked rows (oldest first, skip-locked, so two sweeps take different tasks) are failed,
+# and their status events written, in one statement; rows are returned oldest first.
+_FAIL_BATCH_SQL = """
+WITH picked AS ({picked}),
+failed AS (
+    UPDATE {tasks} t
+    SET status = %s, stage = %s, error_message = %s, failure_code = %s, completed_at = %s, updated_at = %s,
+        lease_until = NULL, next_attempt_at = NULL
+    WHERE t.id IN (SELECT id FROM picked) AND t.status = %s
+    RETURNING t.id, t.user_id, t.type, t.cost, t.vendor_task_id, t.{age}
+),
+events AS (
+    INSERT INTO {events} (task_id, from_status, to_status, stage, actor_id, reason, at)
+    SELECT id, %s, %s, %s, NULL, %s, %s FROM failed ORDER BY {age}, id
+)
+SELECT id, user_id, type, cost, vendor_task_id FROM failed ORDER BY {age}, id
+"""
+
+
+def _fail_batch(*, stale: TaskQuerySet, from_status: TaskStatus, age: str, code: FailureCode) -> int:
+    """Fails up to SWEEP_BATCH of `stale` (tasks in `from_status`), oldest by `age` first, and
+    refunds them, in one transaction of a fixed number of statements: fail and write events,
+    lock the members, write refunds and balances, move the counters. RunningHub jobs of failed
+    tasks are cancelled after commit. Returns how many tasks it failed."""
+    message = member_message(code)[:500]
+    picked = stale.order_by(age).select_for_update(skip_locked=True).values("id")[:SWEEP_BATCH]
+    now = timezone.now()
+    with transaction.atomic():
+        # Compiled inside the transaction: Django refuses FOR UPDATE outside one.
+        picked_sql, picked_params = picked.query.sql_with_params()
+        sql = _FAIL_BATCH_SQL.format(
+            picked=picked_sql, tasks=Task._meta.db_table, events=TaskEvent._meta.db_table, age=age
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(
+                sql,
+                [
+                    *picked_params,
+                    *(TaskStatus.FAILED, TaskStage.DONE, message, code, now, now, from_status),
+                    *(from_status, TaskStatus.FAILED, TaskStage.DONE, message, now),
+                ],
+            )
+            failed = [_Failed(*row) for row in cursor.fetchall()]
+        if not failed:
+            return 0
+        tasks_failed_in_bulk_event(types=[f.type for f in failed], code=code, from_status=from_status)
+        quota_refund_tasks(
+            refunds=[TaskRefund(user_id=f.user_id, task_id=f.id, amount=f.cost) for f in failed],
+            reason=f"任务失败: {message}",
+        )
+        task_counters_add(
+            deltas=[
+                *(((f.user_id, from_status, f.type), -1) for f in failed),
+                *(((f.user_id, TaskStatus.FAILED, f.type), 1) for f in failed),
+            ]
+        )
+        vendor_ids = [f.vendor_task_id for f in failed if f.vendor_task_id and from_status == TaskStatus.PROCESSING]
+        if vendor_ids:
+            transaction.on_commit(lambda: _cancel_all(vendor_ids))
+        transaction.on_commit(lambda: tasks_changed([f.id for f in failed]))
+    return len(failed)
+
+
+def _cancel_all(vendor_task_ids: list[str]) -> None:
+    for vendor_task_id in vendor_task_ids:
+        enqueue_vendor_cancel(vendor_task_id)
+
+
+def _fail_all(*, stale: TaskQuerySet, from_status: TaskStatus, age: str, code: FailureCode, deadline: float) -> int:
+    """Batch after batch, oldest first, until nothing is left or the time budget is spent."""
+    failed = 0
+    while time.monotonic() < deadline:
+        batch = _fail_batch(stale=stale, from_status=from_status, age=age, code=code)
+        failed += batch
+        if batch == 0:
+            break
+    return failed
 
 
 def _oldest_first(queryset: TaskQuerySet, deadline: float) -> Iterator[uuid.UUID]:
@@ -67,16 +175,35 @@ def tasks_sweep(*, dry_run: bool = False) -> SweepReport:
 
 def _sweep_once(*, dry_run: bool) -> SweepReport:
     now = timezone.now()
-    stale_pending = Task.objects.stale_pending(now).order_by("created_at")
-    stale_processing = Task.objects.stale_processing(now).order_by("started_at")
+    stale_pending = Task.objects.stale_pending(now)
+    stale_processing = Task.objects.stale_processing(now)
+    # Only a RunningHub job can still have finished: those tasks get their last look one by one;
+    # the rest (basic_clean, or a job never submitted) are failed set-based.
+    at_vendor = Q(type=TaskType.MODEL_POSE12) & ~Q(vendor_task_id="")
     if dry_run:
         return SweepReport(failed_pending=stale_pending.count(), failed_processing=stale_processing.count())
     deadline = time.monotonic() + SWEEP_TIME_BUDGET_SECONDS
-    failed_pending = sum(
-        task_fail(task_id=pk, code=FailureCode.TIMEOUT, from_statuses=(TaskStatus.PENDING,)) is not None
-        for pk in _oldest_first(stale_pending, deadline)
+    failed_pending = _fail_all(
+        stale=stale_pending,
+        from_status=TaskStatus.PENDING,
+        age="created_at",
+        code=FailureCode.TIMEOUT,
+        deadline=deadline,
     )
-    failed_processing = sum(task_processing_timed_out(task_id=pk) for pk in _oldest_first(stale_processing, deadline))
+    failed_processing = _fail_all(
+        stale=stale_processing.exclude(at_vendor),
+        from_status=TaskStatus.PROCESSING,
+        age="started_at",
+        code=FailureCode.PROCESSING_TIMEOUT,
+        deadline=deadline,
+    )
+    failed_processing += sum(
+        task_processing_timed_out(task_id=pk)
+        for pk in _oldest_first(stale_processing.filter(at_vendor).order_by("started_at"), deadline)
+    )
+    # Slots freed by the tasks failed here (and any wake-up that was lost) go to waiting tasks.
+    pose12_dispatch()
+    typical_run_times_refresh()
     return SweepReport(
         failed_pending=failed_pending,
         failed_processing=failed_processing,

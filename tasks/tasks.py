@@ -11,6 +11,7 @@ from celery import shared_task
 from aimodel.engines import runninghub_client
 from aimodel.runninghub import RunningHubFinalError, RunningHubTransientError
 from tasks import queue
+from tasks.dispatch import pose12_dispatch
 from tasks.processing import task_advance
 from tasks.sweep import tasks_sweep
 
@@ -24,6 +25,11 @@ def advance(task_id: str, due: str | None = None) -> None:
 def sweep() -> dict[str, int]:
     report = tasks_sweep()
     return {"failed": report.failed, "requeued": report.requeued, "quota_expired": report.quota_expired}
+
+
+@shared_task(name=queue.DISPATCH, ignore_result=True)
+def dispatch() -> None:
+    pose12_dispatch()
 
 
 @shared_task(

@@ -16,7 +16,8 @@ Fault modes (fields of `SimSettings`, set on the command line or with `POST /_si
 
 Counts go down as they fire; checks run in the order 5xx, malformed, error code. An undecodable upload
 fails its task at the LoadImage node, and a cancelled task reads as failed. `snapshot()` (`GET /_sim/state`)
-shows the counters: calls per path, uploads, cancellations, webhook deliveries, request keys per path;
+shows the counters: calls per path, uploads, cancellations, webhook deliveries, request keys per path,
+the peak number of jobs queued or running at once (`peakBusy`) and the 421 answers given;
 `reset()` (`POST /_sim/reset`) restores the start-up settings and forgets everything else.
 """
 
@@ -125,6 +126,9 @@ class _State:
     webhooks: list[dict[str, Any]] = field(default_factory=list)
     images: dict[tuple[str, int], bytes] = field(default_factory=dict)
     request_keys: dict[str, list[str]] = field(default_factory=dict)
+    # How many jobs were queued or running at once at most, and how many runs got 421.
+    peak_busy: int = 0
+    queue_full_answers: int = 0
 
 
 class RunningHubSimulator:
@@ -185,6 +189,8 @@ class RunningHubSimulator:
                 "cancelled": list(self._state.cancelled),
                 "webhooks": [dict(delivery) for delivery in self._state.webhooks],
                 "requestKeys": dict(self._state.request_keys),
+                "peakBusy": self._state.peak_busy,
+                "queueFullAnswers": self._state.queue_full_answers,
             }
 
     def handle_api(self, path: str, body: bytes, content_type: str) -> Answer:
@@ -299,11 +305,11 @@ class RunningHubSimulator:
                 return wire.error(803)
             if image_name is not None and not image_known:
                 return wire.error(803)
-            if settings.queue_full:
-                self._settings = dataclasses.replace(settings, queue_full=settings.queue_full - 1)
-                return wire.error(421)
             now = time.monotonic()
-            if settings.concurrency and self._busy_count(now) >= settings.concurrency:
+            if settings.queue_full or (settings.concurrency and self._busy_count(now) >= settings.concurrency):
+                if settings.queue_full:
+                    self._settings = dataclasses.replace(settings, queue_full=settings.queue_full - 1)
+                self._state.queue_full_answers += 1
                 return wire.error(421)
             task = SimTask(
                 task_id=self._new_task_id(),
@@ -320,6 +326,7 @@ class RunningHubSimulator:
                 load_error=load_error(self._state.uploads.get(image_name or "")),
             )
             self._state.tasks[task.task_id] = task
+            self._state.peak_busy = max(self._state.peak_busy, self._busy_count(now))
             wss_url = self._wss_url(task)
         if task.webhook_url and settings.webhook and not task.never_finish:
             self._schedule_webhook(task, settings)

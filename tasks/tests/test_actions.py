@@ -10,11 +10,12 @@ import pytest
 from rest_framework.test import APIClient
 
 from accounts.models import User
-from accounts.tests.factories import balance
+from accounts.tests.factories import balance, make_member
 from core.tests.helpers import error_of
 from quota.models import LedgerKind, QuotaLedger
 from quota.selectors import quota_mismatches
-from tasks.models import TaskEvent
+from tasks.models import FailureCode, TaskEvent, TaskStatus
+from tasks.tests.factories import broker, make_task, public_dns
 
 pytestmark = pytest.mark.django_db
 
@@ -73,3 +74,38 @@ def test_refunds_record_who_caused_them(
     client_for(staff).put(f"/api/task/{own_task['id']}/status", {"status": "failed"}, format="json")
     refund = QuotaLedger.objects.get(task_id=own_task["id"], kind=LedgerKind.REFUND)
     assert refund.actor == staff
+
+
+# --- a member's retry (SPEC §8) --------------------------------------------------------------------
+
+
+def test_a_member_retries_a_failed_task_as_a_new_charged_task(client_for: Client, member: User) -> None:
+    failed = make_task(member, TaskStatus.FAILED, failure_code=FailureCode.PROVIDER_FAILED)
+    client = client_for(member)
+    assert balance(member) == 10
+    with public_dns(), broker():
+        response = client.post(f"/api/task/{failed.pk}/retry")
+    assert response.status_code == 201, response.content
+    retry = response.json()["data"]
+    assert (retry["retryOf"], retry["status"], retry["type"]) == (str(failed.pk), "pending", failed.type)
+    assert retry["inputImageUrl"] == failed.input_image_url
+    assert balance(member) == 9
+    assert error_of(client.post(f"/api/task/{failed.pk}/retry")) == (409, 4005), "a task is retried once"
+    assert quota_mismatches() == []
+
+
+def test_only_a_failed_task_of_ones_own_can_be_retried(client_for: Client, member: User) -> None:
+    client = client_for(member)
+    assert error_of(client.post(f"/api/task/{make_task(member, TaskStatus.SUCCESS).pk}/retry")) == (409, 4005)
+    assert error_of(client.post(f"/api/task/{make_task(member).pk}/retry")) == (409, 4005)
+    stranger = make_task(make_member(), TaskStatus.FAILED)
+    assert error_of(client.post(f"/api/task/{stranger.pk}/retry")) == (403, 4003)
+    assert error_of(client.post("/api/task/not-a-task/retry")) == (404, 4004)
+    assert balance(member) == 8, "the pending and the successful task made above; nothing by a retry"
+
+
+def test_the_archive_is_for_successful_tasks_of_ones_own(client_for: Client, member: User) -> None:
+    client = client_for(member)
+    assert error_of(client.get(f"/api/task/{make_task(member, TaskStatus.FAILED).pk}/archive")) == (409, 4005)
+    stranger = make_task(make_member(), TaskStatus.SUCCESS)
+    assert error_of(client.get(f"/api/task/{stranger.pk}/archive")) == (403, 4003)

@@ -29,8 +29,10 @@ def test_create_basic_clean_charges_and_answers_task_json(client_for: Client, me
     task = response.json()["data"]
     assert set(task) == {
         "id", "type", "status", "inputImageUrl", "params", "resultUrls", "errorMessage", "failureCode", "createdAt",
-        "updatedAt", "startedAt", "completedAt", "quotaCharged", "quotaRefunded",
+        "updatedAt", "startedAt", "completedAt", "quotaCharged", "quotaRefunded", "stage", "queuePosition",
+        "estimatedStartAt", "estimatedDoneAt", "batchId", "retryOf",
     }  # fmt: skip
+    assert (task["stage"], task["queuePosition"], task["batchId"], task["retryOf"]) == ("queued", None, None, None)
     assert task["status"] == "pending" and task["type"] == "basic_clean"
     assert task["quotaCharged"] == 1 and task["quotaRefunded"] == 0
     assert task["createdAt"].endswith("+00:00")
@@ -68,7 +70,9 @@ def test_create_is_throttled_per_user(client_for: Client, member: User, uploaded
 @pytest.mark.django_db(transaction=True)
 def test_create_query_count(client_for: Client, member: User, uploaded: str, assert_max_statements: Any) -> None:
     client = client_for(member)
-    with assert_max_statements(8):
+    # Replay look-up, key claim, lock + charge + ledger, the member's unfinished-task count (the cap),
+    # task insert, counter upsert, and the user load of authentication.
+    with assert_max_statements(9):
         response = post_create(client, {"type": "basic_clean", "inputImageUrl": uploaded}, HTTP_IDEMPOTENCY_KEY="q-1")
     assert response.status_code == 201
 

@@ -18,7 +18,7 @@ from accounts.tests.factories import balance, make_member
 from core.tests.helpers import error_of, race
 from media.tests.factories import upload_photo
 from quota.selectors import quota_mismatches
-from tasks.creation import task_create
+from tasks.creation import TaskOrder, task_batch_create, task_create
 from tasks.models import IdempotencyKey, Task, TaskType
 from tasks.tests.factories import INPUT_URL, broker, post_create, public_dns
 
@@ -167,4 +167,124 @@ def test_concurrent_requests_with_one_idempotency_key_make_one_task(quota: int) 
     assert len(set(results)) == 1 and isinstance(results[0], uuid.UUID), results
     assert balance(owner) == quota - 1
     assert Task.objects.filter(user=owner).count() == 1
+    assert quota_mismatches() == []
+
+
+# --- batches (SPEC §8) ---------------------------------------------------------------------------
+
+
+def post_batch(client: APIClient, items: Any, **headers: Any) -> Any:
+    return client.post("/api/task/batch", {"items": items}, format="json", **headers)
+
+
+def test_a_batch_is_charged_and_created_in_item_order(client_for: Client) -> None:
+    member = make_member(quota=5)
+    client = client_for(member)
+    url = upload_photo(client)
+    items = [
+        {"type": "basic_clean", "inputImageUrl": url},
+        {"type": "model_pose12", "inputImageUrl": url, "params": {"scene": "studio"}},
+        {"type": "basic_clean", "inputImageUrl": url},
+    ]
+    response = post_batch(client, items)
+    assert response.status_code == 201, response.content
+    body = response.json()["data"]
+    assert [task["type"] for task in body["tasks"]] == ["basic_clean", "model_pose12", "basic_clean"]
+    assert {task["batchId"] for task in body["tasks"]} == {body["batchId"]}
+    assert body["tasks"][1]["params"] == {"scene": "studio", "category": "dress"}
+    assert balance(member) == 2
+    listed = client.get("/api/task/list", {"batchId": body["batchId"]}).json()["data"]
+    assert listed["total"] == 3 and {t["id"] for t in listed["tasks"]} == {t["id"] for t in body["tasks"]}
+    assert quota_mismatches() == []
+
+
+def test_a_batch_the_quota_does_not_cover_charges_nothing(client_for: Client) -> None:
+    member = make_member(quota=2)
+    client = client_for(member)
+    url = upload_photo(client)
+    response = post_batch(client, [{"type": "basic_clean", "inputImageUrl": url}] * 3)
+    assert error_of(response) == (403, 1003)
+    assert "还差 1" in response.json()["error"]["message"]
+    assert balance(member) == 2 and not Task.objects.filter(user=member).exists()
+    assert quota_mismatches() == []
+
+
+def test_an_item_error_names_the_item_and_nothing_is_created(client_for: Client) -> None:
+    member = make_member(quota=10)
+    client = client_for(member)
+    url = upload_photo(client)
+    good = {"type": "basic_clean", "inputImageUrl": url}
+    cases = [
+        ([good, {"type": "upscale", "inputImageUrl": url}], 4001, "items[1].type"),
+        ([good, good, {"type": "model_pose12", "inputImageUrl": url, "params": {"scene": "moon"}}], 4002,
+         "items[2].params.scene"),
+        ([{"type": "basic_clean"}], 4002, "items[0].inputImageUrl"),
+        ([good, {"type": "basic_clean", "inputImageUrl": "http://10.0.0.1/x.png"}], 4002, "items[1].inputImageUrl"),
+        ([good, "not an object"], 4002, "items[1]"),
+    ]  # fmt: skip
+    for items, code, field in cases:
+        response = post_batch(client, items)
+        assert response.json()["error"]["code"] == code, (items, response.content)
+        assert field in response.json()["error"]["fields"], (field, response.json())
+    assert error_of(post_batch(client, [])) == (400, 4002)
+    assert error_of(post_batch(client, [good] * 51)) == (400, 4002)
+    assert balance(member) == 10 and not Task.objects.filter(user=member).exists()
+
+
+def test_another_members_upload_in_a_batch_is_refused(client_for: Client) -> None:
+    member, other = make_member(quota=10), make_member(quota=10)
+    theirs = upload_photo(client_for(other))
+    response = post_batch(client_for(member), [{"type": "basic_clean", "inputImageUrl": theirs}])
+    assert error_of(response) == (400, 4002) and "items[0].inputImageUrl" in response.json()["error"]["fields"]
+    assert balance(member) == 10
+
+
+def test_a_replayed_batch_answers_the_same_tasks_without_a_second_charge(client_for: Client) -> None:
+    member = make_member(quota=10)
+    client = client_for(member)
+    items = [{"type": "basic_clean", "inputImageUrl": upload_photo(client)}] * 2
+    first = post_batch(client, items, HTTP_IDEMPOTENCY_KEY="bulk-1")
+    again = post_batch(client, items, HTTP_IDEMPOTENCY_KEY="bulk-1")
+    assert first.status_code == again.status_code == 201
+    assert again["Idempotent-Replayed"] == "true"
+    assert [t["id"] for t in again.json()["data"]["tasks"]] == [t["id"] for t in first.json()["data"]["tasks"]]
+    assert balance(member) == 8
+    assert error_of(post_batch(client, items[:1], HTTP_IDEMPOTENCY_KEY="bulk-1")) == (409, 4009)
+
+
+def test_the_unfinished_task_cap_refuses_a_create_or_a_batch_beyond_it(client_for: Client, settings: Any) -> None:
+    settings.MEMBER_MAX_ACTIVE_TASKS = 3
+    member = make_member(quota=10)
+    client = client_for(member)
+    url = upload_photo(client)
+    assert post_batch(client, [{"type": "basic_clean", "inputImageUrl": url}] * 2).status_code == 201
+    refused = post_batch(client, [{"type": "basic_clean", "inputImageUrl": url}] * 2)
+    assert error_of(refused) == (429, 4029) and "上限" in refused.json()["error"]["message"]
+    assert int(refused["Retry-After"]) >= 1
+    assert post_create(client, {"type": "basic_clean", "inputImageUrl": url}).status_code == 201
+    assert error_of(post_create(client, {"type": "basic_clean", "inputImageUrl": url})) == (429, 4029)
+    assert balance(member) == 7 and quota_mismatches() == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_racing_single_creates_keeps_the_quota_exact() -> None:
+    member = make_member(quota=10)
+
+    def single() -> object:
+        return task_create(user=member, task_type=TaskType.BASIC_CLEAN, input_image_url=INPUT_URL, params={}).task
+
+    def batch() -> object:
+        orders = [TaskOrder(task_type=TaskType.BASIC_CLEAN, input_image_url=INPUT_URL, params={})] * 6
+        return task_batch_create(user=member, orders=orders)
+
+    with public_dns(), broker():
+        results = race(batch, *[single] * 6)
+    created = Task.objects.filter(user=member).count()
+    assert created <= 10 and balance(member) == 10 - created
+    batch_result = results[0]
+    if isinstance(batch_result, Exception):
+        assert getattr(batch_result, "code", None) == 1003, batch_result
+    else:
+        assert Task.objects.filter(user=member, batch_id__isnull=False).count() == 6
+    assert all(not isinstance(r, Exception) or getattr(r, "code", None) == 1003 for r in results), results
     assert quota_mismatches() == []

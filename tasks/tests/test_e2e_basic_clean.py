@@ -49,10 +49,10 @@ def test_basic_clean_end_to_end(worker: None, member: User, client_for: Callable
     member.refresh_from_db()
     assert member.quota_remaining == 9
     assert list(QuotaLedger.objects.filter(task_id=task_id).values_list("kind", flat=True)) == [LedgerKind.DEDUCT]
-    assert list(TaskEvent.objects.filter(task_id=task_id).values_list("to_status", flat=True)) == [
-        "processing",
-        "success",
-    ]
+    history = list(TaskEvent.objects.filter(task_id=task_id).values_list("to_status", "stage"))
+    assert history == [("processing", "running"), ("processing", "auditing"), ("success", "done")], (
+        "each status and stage change is in the history"
+    )
     assert Task.objects.get(pk=task_id).audit == "skipped"
     assert quota_mismatches() == []
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import time
+import zipfile
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +18,7 @@ from media.storage import get_storage
 from media.tests.factories import upload_photo
 from quota.models import LedgerKind, QuotaLedger
 from quota.selectors import quota_mismatches
-from tasks.models import Task
+from tasks.models import Task, TaskEvent
 from tasks.sweep import tasks_sweep
 from tasks.tests.conftest import task_status, wait_for
 from tasks.tests.factories import post_create
@@ -79,6 +80,31 @@ def test_success_stores_twelve_results(worker: None, sim: SimulatorHandle, order
     member.refresh_from_db()
     assert member.quota_remaining == 9 and refunds(task_id) == 0
     assert quota_mismatches() == []
+    stages = list(TaskEvent.objects.filter(task_id=task_id).values_list("stage", flat=True))
+    assert stages[0] == "submitted" and stages[-3:] == ["collecting", "auditing", "done"], stages
+    assert (task["stage"], task["queuePosition"]) == ("done", None)
+
+    archive = client.get(f"/api/task/{task_id}/archive")
+    assert archive.status_code == 200 and archive["Content-Type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(b"".join(archive.streaming_content))) as zipped:
+        names = zipped.namelist()
+        assert names == [f"{task_id.replace('-', '')[:8]}-{n:02d}.png" for n in range(1, 13)]
+        Image.open(io.BytesIO(zipped.read(names[0]))).verify()
+
+
+def test_fewer_images_than_expected_fail_after_one_more_look(
+    worker: None, sim: SimulatorHandle, order: Any, member: User
+) -> None:
+    sim.configure(output_count=11)
+    client, task_id = order()
+    task = wait_for(task_status(client, task_id, "success", "failed"))
+    assert (task["status"], task["failureCode"], task["quotaRefunded"]) == ("failed", "incomplete_results", 1)
+    assert "不完整" in task["errorMessage"]
+    finished_polls = sim.state()["calls"]["/task/openapi/outputs"]
+    assert finished_polls >= 2, "RunningHub was asked once more before the task failed"
+    assert client.get(f"/api/task/{task_id}/archive").json()["error"]["code"] == 4005
+    member.refresh_from_db()
+    assert member.quota_remaining == 10 and quota_mismatches() == []
 
 
 def test_vendor_failure_fails_with_one_refund(worker: None, sim: SimulatorHandle, order: Any, member: User) -> None:

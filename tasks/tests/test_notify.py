@@ -1,0 +1,105 @@
+"""Long polling (`GET /api/task/{id}?wait=N`): woken by the change, holding no database connection
+while it waits (tasks/notify.py, tasks/selectors.py task_get_when_changed)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.db import connection
+from rest_framework.test import APIClient
+
+from accounts.models import User
+from tasks.lifecycle import task_set_stage, task_start
+from tasks.models import TaskStage, TaskStatus
+from tasks.tests.factories import broker, make_task
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+Client = Callable[[User], APIClient]
+
+
+def _waiting_get(client: APIClient, url: str, answers: list[Any], index: int) -> None:
+    try:
+        answers[index] = (client.get(url), time.monotonic())
+    finally:
+        connection.close()
+
+
+def test_a_waiting_request_answers_within_a_second_of_the_change(member: User, client_for: Client) -> None:
+    task = make_task(member)
+    answers: list[Any] = [None]
+    waiter = threading.Thread(
+        target=_waiting_get, args=(client_for(member), f"/api/task/{task.pk}?wait=20", answers, 0)
+    )
+    waiter.start()
+    time.sleep(0.5)
+    with broker():
+        task_start(task_id=task.pk)
+    changed_at = time.monotonic()
+    waiter.join(timeout=25)
+    response, answered_at = answers[0]
+    assert response.status_code == 200
+    assert (response.json()["data"]["status"], response.json()["data"]["stage"]) == ("processing", "running")
+    assert answered_at - changed_at < 1.0
+
+
+def test_a_stage_change_wakes_the_waiter_too(member: User, client_for: Client) -> None:
+    task = make_task(member, TaskStatus.PROCESSING)
+    answers: list[Any] = [None]
+    waiter = threading.Thread(
+        target=_waiting_get, args=(client_for(member), f"/api/task/{task.pk}?wait=20", answers, 0)
+    )
+    waiter.start()
+    time.sleep(0.3)
+    task_set_stage(task_id=task.pk, stage=TaskStage.AUDITING)
+    waiter.join(timeout=25)
+    assert answers[0][0].json()["data"]["stage"] == "auditing"
+
+
+def test_without_a_change_it_answers_after_the_wait(member: User, client_for: Client) -> None:
+    task = make_task(member)
+    started = time.monotonic()
+    response = client_for(member).get(f"/api/task/{task.pk}", {"wait": 1})
+    assert 1.0 <= time.monotonic() - started < 3
+    assert response.json()["data"]["status"] == "pending"
+
+
+def test_a_finished_task_answers_at_once(member: User, client_for: Client) -> None:
+    task = make_task(member, TaskStatus.FAILED)
+    started = time.monotonic()
+    assert client_for(member).get(f"/api/task/{task.pk}", {"wait": 20}).status_code == 200
+    assert time.monotonic() - started < 1
+
+
+@pytest.mark.parametrize("wait", ["0", "26", "-1", "soon"])
+def test_wait_out_of_range_is_4002(member: User, client_for: Client, wait: str) -> None:
+    task = make_task(member)
+    response = client_for(member).get(f"/api/task/{task.pk}", {"wait": wait})
+    assert (response.status_code, response.json()["error"]["code"]) == (400, 4002)
+
+
+def test_a_hundred_waiters_do_not_hold_a_hundred_database_connections(member: User, client_for: Client) -> None:
+    task = make_task(member)
+    client = client_for(member)
+    answers: list[Any] = [None] * 100
+    waiters = [
+        threading.Thread(target=_waiting_get, args=(client, f"/api/task/{task.pk}?wait=4", answers, i))
+        for i in range(100)
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
+        before = cursor.fetchone()[0]
+    for waiter in waiters:
+        waiter.start()
+    time.sleep(2.5)  # every waiter has read the task and is waiting now
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
+        during = cursor.fetchone()[0]
+    for waiter in waiters:
+        waiter.join(timeout=30)
+    assert all(answer is not None and answer[0].status_code == 200 for answer in answers)
+    assert during - before < 10, f"{during - before} connections held by 100 waiters"
