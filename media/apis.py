@@ -17,10 +17,11 @@ from rest_framework.throttling import ScopedRateThrottle
 from accounts.auth import request_user
 from core import errors
 from core.schema import AUTHENTICATED, error_responses
+from media.images import REFUSALS
 from media.services import media_upload
 from media.storage import get_storage
 
-TOO_LARGE = ("图片不能超过 20 MB", "The image exceeds 20 MB")
+TOO_LARGE = REFUSALS["bytes"]
 
 
 class UploadIn(serializers.Serializer[Any]):
