@@ -1,10 +1,17 @@
 """Settings for the test suite: a real PostgreSQL and Redis, everything else on loopback."""
 
 import os
+from urllib.parse import urlsplit
 
+# A DATABASE_URL, REDIS_URL (its databases 1 and 2), CACHE_URL or CELERY_BROKER_URL already in the
+# environment wins; otherwise the PostgreSQL and Redis that scripts/ensure_services.sh starts.
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
-os.environ.setdefault("CACHE_URL", "redis://127.0.0.1:6379/1")
-os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/2")
+os.environ.setdefault(
+    "CACHE_URL", urlsplit(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379"))._replace(path="/1").geturl()
+)
+os.environ.setdefault(
+    "CELERY_BROKER_URL", urlsplit(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379"))._replace(path="/2").geturl()
+)
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-key-that-is-long-enough-for-hmac-sha256")
 os.environ.setdefault("DJANGO_DEBUG", "false")
 os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "false")
