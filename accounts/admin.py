@@ -1,8 +1,9 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from django.contrib import admin
+from django.contrib.admin.options import InlineModelAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet, Subquery
@@ -23,6 +24,8 @@ from core.admin import ReadOnlyAdminMixin
 from quota.models import QuotaLedger
 
 LEDGER_INLINE_ROWS = 50
+# The top of the member page: who the member is and what they have.
+MEMBER_FIELDS = ("username", "phone", "membership_status", "quota_remaining", "quota_expire_at")
 
 
 def to_the_second(moment: Any) -> str:
@@ -116,7 +119,7 @@ class UserAdmin(DjangoUserAdmin):
     list_filter = (MembershipFilter, QuotaFilter, "is_staff", "is_superuser", "groups")
     search_fields = ("username", "=phone")
     ordering = ("-date_joined",)
-    inlines = (LedgerInline,)
+    inlines: ClassVar[tuple[type[InlineModelAdmin[Any, Any]], ...]] = (LedgerInline,)
     # Membership and quota change only through the quota form, which writes the ledger.
     readonly_fields = (
         "membership_status",
@@ -126,17 +129,14 @@ class UserAdmin(DjangoUserAdmin):
         "last_login",
         "date_joined",
     )
-    member_fieldset = (
-        _("会员与配额"),
-        {"fields": ("username", "phone", "membership_status", "quota_remaining", "quota_expire_at")},
-    )
     fieldsets = (
-        member_fieldset,
+        (_("会员与配额"), {"fields": MEMBER_FIELDS}),
         (_("账号"), {"fields": ("password", "first_name", "last_name", "email")}),
         (_("权限"), {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
         (_("重要日期"), {"fields": ("last_login", "date_joined")}),
     )
-    support_fieldsets = (member_fieldset, (_("重要日期"), {"fields": ("last_login", "date_joined")}))
+    # Support sees who the member is and what they have; the tasks and the ledger follow at once.
+    support_fieldsets = ((_("会员与配额"), {"fields": (*MEMBER_FIELDS, "date_joined", "last_login")}),)
     add_fieldsets = (
         (None, {"classes": ("wide",), "fields": ("username", "phone", "usable_password", "password1", "password2")}),
     )
@@ -212,3 +212,5 @@ class UserAdmin(DjangoUserAdmin):
 admin.site.site_header = _("照片任务 · 客服后台")
 admin.site.site_title = _("客服后台")
 admin.site.index_title = _("客服控制台")
+# The product has no web site besides the API and this console: no "view site" link.
+admin.site.site_url = None

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
@@ -93,7 +93,8 @@ class PromptTemplateAdmin(admin.ModelAdmin):
         return False
 
     def save_model(self, request: HttpRequest, obj: PromptTemplate, form: ModelForm, change: bool) -> None:
-        prompt_template_update(template=obj, text=obj.text, editor=request.user)
+        # Only logged-in staff reach the admin's views: the editor has an id.
+        prompt_template_update(template=obj, text=obj.text, editor_id=cast(int, request.user.pk))
 
     def get_urls(self) -> list[URLPattern]:
         restore = path(
@@ -107,7 +108,7 @@ class PromptTemplateAdmin(admin.ModelAdmin):
         if not request.user.is_superuser:
             raise PermissionDenied
         version = get_object_or_404(PromptTemplateVersion, pk=version_id, template_id=template_id)
-        restored = prompt_template_restore(version_id=version.pk, editor=request.user)
+        restored = prompt_template_restore(version_id=version.pk, editor_id=cast(int, request.user.pk))
         moment = date_format(timezone.localtime(version.created_at), "Y-m-d H:i:s")
         message = gettext("已恢复 %(time)s 的版本") % {"time": moment}
         self.log_change(request, restored.template, message)

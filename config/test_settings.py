@@ -31,5 +31,6 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 # Pages rendered by the test client need no collectstatic run; the browser tests collect the files
 # and serve them through the production storage and WhiteNoise (tasks/tests/test_admin_browser.py).
-STATIC_ROOT = None
+# No collected files to serve here (WhiteNoise would warn about a missing folder on every start).
+STATIC_ROOT = None  # type: ignore[assignment]
 STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405
