@@ -25,6 +25,11 @@ _JWT = re.compile(r"eyJ[\w-]+\.eyJ[\w-]+\.[\w-]+")
 REDACTED = "[redacted]"
 
 
+def redact_text(text: str) -> str:
+    """The text with JWTs and credentials in URLs masked."""
+    return _JWT.sub(REDACTED, _SECRET_IN_URL.sub(rf"\1{REDACTED}", text))
+
+
 def redact_secrets(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key, value in list(event_dict.items()):
         if key != "event" and _SENSITIVE_FIELD.search(key):
@@ -34,7 +39,7 @@ def redact_secrets(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> Mut
         elif not isinstance(value, int | float | bool | list | dict | tuple) and value is not None:
             # Objects (Django's request in its "Bad Request" lines) are rendered as text here, where
             # the text can still be checked.
-            event_dict[key] = _JWT.sub(REDACTED, _SECRET_IN_URL.sub(rf"\1{REDACTED}", str(value)))
+            event_dict[key] = redact_text(str(value))
     return event_dict
 
 

@@ -20,6 +20,7 @@ from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
 from config.logging import logging_config
+from config.sentry import init_sentry
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
@@ -409,18 +410,11 @@ WORKER_METRICS_ADDR: str = _setting("WORKER_METRICS_ADDR", env.str, "0.0.0.0")  
 
 SENTRY_DSN: str = _setting("SENTRY_DSN", env.str, "")
 if SENTRY_DSN:
-    import sentry_sdk
-    from sentry_sdk.integrations.celery import CeleryIntegration
-    from sentry_sdk.integrations.django import DjangoIntegration
-
-    sentry_sdk.init(
+    # No user data, request bodies or query strings leave the service (config/sentry.py).
+    init_sentry(
         dsn=SENTRY_DSN,
-        integrations=[DjangoIntegration(), CeleryIntegration()],
         environment=_setting("SENTRY_ENVIRONMENT", env.str, "production"),
         traces_sample_rate=_setting("SENTRY_TRACES_SAMPLE_RATE", env.float, 0.0),
-        # No user names, addresses, cookies or request bodies (passwords, tokens) leave the service.
-        send_default_pii=False,
-        max_request_body_size="never",
     )
 
 # The web front end's origins (e.g. https://app.example.com); none by default. Bearer tokens, no
