@@ -12,7 +12,6 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
-from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.text import format_lazy
 from django.utils.translation import gettext
@@ -20,16 +19,12 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.forms import COMPENSATE, QuotaChangeForm
 from accounts.models import User
-from core.admin import ReadOnlyAdminMixin
+from core.admin import ReadOnlyAdminMixin, to_the_second
 from quota.models import QuotaLedger
 
 LEDGER_INLINE_ROWS = 50
 # The top of the member page: who the member is and what they have.
 MEMBER_FIELDS = ("username", "phone", "membership_status", "quota_remaining", "quota_expire_at")
-
-
-def to_the_second(moment: Any) -> str:
-    return "-" if moment is None else date_format(timezone.localtime(moment), "Y-m-d H:i:s")
 
 
 class MembershipFilter(admin.SimpleListFilter):

@@ -8,8 +8,6 @@ from django.forms import ModelForm
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import URLPattern, path, reverse
-from django.utils import timezone
-from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -17,6 +15,7 @@ from django.views.decorators.http import require_POST
 
 from aimodel.models import PromptTemplate, PromptTemplateVersion
 from aimodel.services import prompt_template_restore, prompt_template_update
+from core.admin import to_the_second
 
 
 class VersionInline(admin.TabularInline):
@@ -53,13 +52,13 @@ class VersionInline(admin.TabularInline):
 
     @admin.display(description=_("时间"))
     def time(self, version: PromptTemplateVersion) -> str:
-        return date_format(timezone.localtime(version.created_at), "Y-m-d H:i:s")
+        return to_the_second(version.created_at)
 
     @admin.display(description=_("恢复自"))
     def restored(self, version: PromptTemplateVersion) -> str:
         if version.restored_from is None:
             return "-"
-        return date_format(timezone.localtime(version.restored_from.created_at), "Y-m-d H:i:s")
+        return to_the_second(version.restored_from.created_at)
 
     @admin.display(description=_("恢复"))
     def restore(self, version: PromptTemplateVersion) -> str:
@@ -109,7 +108,7 @@ class PromptTemplateAdmin(admin.ModelAdmin):
             raise PermissionDenied
         version = get_object_or_404(PromptTemplateVersion, pk=version_id, template_id=template_id)
         restored = prompt_template_restore(version_id=version.pk, editor_id=cast(int, request.user.pk))
-        moment = date_format(timezone.localtime(version.created_at), "Y-m-d H:i:s")
+        moment = to_the_second(version.created_at)
         message = gettext("已恢复 %(time)s 的版本") % {"time": moment}
         self.log_change(request, restored.template, message)
         self.message_user(request, message)

@@ -10,7 +10,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
-from core.admin import ReadOnlyAdminMixin
+from core.admin import ReadOnlyAdminMixin, to_the_second
 from quota.models import QuotaLedger
 
 
@@ -38,13 +38,21 @@ class UserFilter(admin.SimpleListFilter):
 class QuotaLedgerAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Append-only: nobody adds, changes or deletes rows here; quota moves through the services."""
 
-    list_display = ("created_at", "user_link", "kind", "delta", "balance_after", "task_link", "reason", "actor")
+    list_display = ("time", "user_link", "kind", "change", "balance_after", "task_link", "reason", "actor")
     list_filter = ("kind", UserFilter, "created_at")
     list_select_related = ("user", "actor")
     search_fields = ("user__username", "=user__phone", "reason")
     date_hierarchy = "created_at"
     # The ledger grows without end; a second COUNT over all of it on every page is not worth it.
     show_full_result_count = False
+
+    @admin.display(description=_("时间"), ordering="created_at")
+    def time(self, row: QuotaLedger) -> str:
+        return to_the_second(row.created_at)
+
+    @admin.display(description=_("变动"), ordering="delta")
+    def change(self, row: QuotaLedger) -> str:
+        return f"{row.delta:+d}"
 
     @admin.display(description=_("用户"), ordering="user__username")
     def user_link(self, row: QuotaLedger) -> str:

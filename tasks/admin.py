@@ -27,10 +27,10 @@ from django.utils.timesince import timesince
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from accounts.admin import LedgerInline, UserAdmin, latest_rows, to_the_second
+from accounts.admin import LedgerInline, UserAdmin, latest_rows
 from accounts.forms import COMPENSATE
 from accounts.models import User
-from core.admin import ReadOnlyAdminMixin
+from core.admin import ReadOnlyAdminMixin, to_the_second
 from core.errors import ApplicationError
 from core.exceptions import current_language
 from media.storage import get_storage

@@ -45,6 +45,7 @@ def task_dashboard(context: dict[str, Any]) -> dict[str, Any]:
         consumed=Sum("delta", filter=Q(kind=LedgerKind.DEDUCT), default=0),
         refunded=Sum("delta", filter=Q(kind=LedgerKind.REFUND), default=0),
         adjusted=Sum("delta", filter=Q(kind=LedgerKind.ADJUST), default=0),
+        compensated=Sum("delta", filter=Q(kind=LedgerKind.COMPENSATE), default=0),
         expired=Sum("delta", filter=Q(kind=LedgerKind.EXPIRE), default=0),
     )
     return {

@@ -4,7 +4,10 @@ and a Chinese browser no English one, on every page support and superusers use."
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 from django.test import Client
@@ -142,3 +145,19 @@ def test_forbidden_is_a_console_page_with_a_way_back(language: str, title: str) 
     assert response.status_code == 403
     assert f"<h1>{title}</h1>" in page and 'href="/admin/" class="button" id="back-home"' in page
     assert "admin/css/base.css" in page
+
+
+LOCALE = Path(__file__).resolve().parents[2] / "locale"
+
+
+@pytest.mark.django_db(False)
+@pytest.mark.parametrize("language", ["en", "zh_Hans"])
+def test_committed_catalogues_are_complete_and_compiled(language: str, tmp_path: Path) -> None:
+    po = LOCALE / language / "LC_MESSAGES" / "django.po"
+    text = po.read_text()
+    assert 'msgstr ""\n\n' not in text.split("\n\n", 1)[1] + "\n\n", "every label has its translation"
+    if shutil.which("msgfmt") is None:
+        pytest.skip("gettext is not installed (apt-get install gettext)")
+    subprocess.run(["msgfmt", "--check", "-o", str(tmp_path / "django.mo"), str(po)], check=True)
+    committed = po.with_suffix(".mo").read_bytes()
+    assert (tmp_path / "django.mo").read_bytes() == committed, f"compile {po} again (msgfmt) and commit the .mo"
