@@ -11,6 +11,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from accounts.models import User
+from devtools.testing import SimulatorHandle
 from tasks.tests.factories import post_create
 
 
@@ -31,6 +32,17 @@ def worker(transactional_db: None) -> Iterator[None]:
         app, pool="solo", concurrency=1, perform_ping_check=False, shutdown_timeout=20, loglevel="WARNING"
     ):
         yield
+
+
+@pytest.fixture
+def pose12_client(
+    sim: SimulatorHandle, settings: Any, member: User, client_for: Callable[[User], APIClient], prompt_templates: None
+) -> APIClient:
+    """`member`'s client for pose12 orders: the simulator calls no webhook and the worker polls it
+    every second (each test sets the simulator's run time)."""
+    sim.configure(webhook=False)
+    settings.RUNNINGHUB_POLL_INTERVAL = 1
+    return client_for(member)
 
 
 def wait_for(check: Callable[[], Any], *, timeout: float = 30, interval: float = 0.2) -> Any:

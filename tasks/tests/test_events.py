@@ -4,7 +4,6 @@ the task id, the user id and the Celery task id; the lifecycle events carry thei
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -26,16 +25,10 @@ def _events(records: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
 
 
 def test_one_request_id_through_the_web_and_the_worker_steps_of_its_task(
-    worker: None,
-    sim: SimulatorHandle,
-    settings: Any,
-    member: User,
-    client_for: Callable[[User], APIClient],
-    prompt_templates: None,
+    worker: None, sim: SimulatorHandle, member: User, pose12_client: APIClient
 ) -> None:
-    sim.configure(run_time=1.5, webhook=False)
-    settings.RUNNINGHUB_POLL_INTERVAL = 1
-    client = client_for(member)
+    sim.configure(run_time=1.5)
+    client = pose12_client
     body = {"type": "model_pose12", "inputImageUrl": upload_photo(client)}
     with captured_log_lines() as logs:
         created = post_create(client, body, HTTP_X_REQUEST_ID="order-7f3a")
@@ -73,16 +66,10 @@ def test_one_request_id_through_the_web_and_the_worker_steps_of_its_task(
 
 
 def test_a_failed_task_logs_its_failure_code_and_its_refund(
-    worker: None,
-    sim: SimulatorHandle,
-    settings: Any,
-    member: User,
-    client_for: Callable[[User], APIClient],
-    prompt_templates: None,
+    worker: None, sim: SimulatorHandle, member: User, pose12_client: APIClient
 ) -> None:
-    sim.configure(run_time=0.3, webhook=False, fail=True)
-    settings.RUNNINGHUB_POLL_INTERVAL = 1
-    client = client_for(member)
+    sim.configure(run_time=0.3, fail=True)
+    client = pose12_client
     with captured_log_lines() as logs:
         created = post_create(client, {"type": "model_pose12", "inputImageUrl": upload_photo(client)})
         task_id = created.json()["data"]["id"]

@@ -5,7 +5,6 @@ scrape-time gauges of pending work, with the oldest pending task's age."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -42,16 +41,10 @@ def delta(before: dict[str, float], after: dict[str, float], series: str) -> flo
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.slow
 def test_counters_after_a_successful_and_a_failed_task(
-    worker: None,
-    sim: SimulatorHandle,
-    settings: Any,
-    member: User,
-    client_for: Callable[[User], APIClient],
-    prompt_templates: None,
+    worker: None, sim: SimulatorHandle, settings: Any, pose12_client: APIClient
 ) -> None:
-    sim.configure(run_time=0.3, webhook=False)
-    settings.RUNNINGHUB_POLL_INTERVAL = 1
-    client = client_for(member)
+    sim.configure(run_time=0.3)
+    client = pose12_client
     before = scrape(settings)
     ok = post_create(client, {"type": "model_pose12", "inputImageUrl": upload_photo(client)}).json()["data"]
     wait_for(task_status(client, ok["id"], "success"), timeout=60)

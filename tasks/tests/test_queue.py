@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,6 @@ from celery import current_app
 from django.db import connection
 from rest_framework.test import APIClient
 
-from accounts.models import User
 from core.tests.embedded import ROOT
 from devtools.testing import SimulatorHandle
 from media.tests.factories import upload_photo
@@ -73,15 +72,10 @@ def one_worker_per_queue(transactional_db: None, sim: SimulatorHandle, settings:
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.slow
 def test_a_long_basic_clean_does_not_delay_a_pose12_poll(
-    one_worker_per_queue: None,
-    sim: SimulatorHandle,
-    settings: Any,
-    member: User,
-    client_for: Callable[[User], APIClient],
-    prompt_templates: None,
+    one_worker_per_queue: None, sim: SimulatorHandle, pose12_client: APIClient
 ) -> None:
-    sim.configure(run_time=1.0, webhook=False)
-    client = client_for(member)
+    sim.configure(run_time=1.0)
+    client = pose12_client
     # Three 40-megapixel photos keep the cpu worker busy for several seconds, queued first.
     big = upload_photo(client, product_photo(size=(7000, 5700)))
     cleans = [post_create(client, {"type": "basic_clean", "inputImageUrl": big}).json()["data"]["id"] for _ in range(3)]
