@@ -12,14 +12,13 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
 from django.utils.text import format_lazy
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from accounts.forms import COMPENSATE, QuotaChangeForm
 from accounts.models import User
-from core.admin import ReadOnlyAdminMixin, to_the_second
+from core.admin import ReadOnlyAdminMixin, task_admin_link, to_the_second
 from quota.models import QuotaLedger
 
 LEDGER_INLINE_ROWS = 50
@@ -83,10 +82,7 @@ class LedgerInline(ReadOnlyAdminMixin, admin.TabularInline):
 
     @admin.display(description=_("任务"))
     def task_link(self, row: QuotaLedger) -> str:
-        if row.task_id is None:
-            return "-"
-        url = reverse("admin:tasks_task_change", args=[row.task_id])
-        return format_html('<a href="{}">{}</a>', url, str(row.task_id)[:8])
+        return task_admin_link(row.task_id)
 
 
 def latest_rows(queryset: QuerySet[Any], owner: Any, rows: int) -> QuerySet[Any]:

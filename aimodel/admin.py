@@ -15,10 +15,10 @@ from django.views.decorators.http import require_POST
 
 from aimodel.models import PromptTemplate, PromptTemplateVersion
 from aimodel.services import prompt_template_restore, prompt_template_update
-from core.admin import to_the_second
+from core.admin import ReadOnlyAdminMixin, to_the_second
 
 
-class VersionInline(admin.TabularInline):
+class VersionInline(ReadOnlyAdminMixin, admin.TabularInline):
     """Every saved text, newest first; a superuser can put one back."""
 
     model = PromptTemplateVersion
@@ -34,15 +34,6 @@ class VersionInline(admin.TabularInline):
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Whoever reads a template reads its history; no permission of its own to hand out.
         return request.user.has_perm("aimodel.view_prompttemplate")
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def get_queryset(self, request: HttpRequest) -> Any:
         return super().get_queryset(request).select_related("editor", "restored_from")

@@ -11,4 +11,4 @@ def translate_third_party_labels() -> None:
     # django-celery-beat names this field in English only; locale/zh_Hans gives its Chinese.
     PeriodicTask._meta.get_field("task").verbose_name = _("Task Name")
     # A column of its task list; without a description the admin shows the property's name.
-    PeriodicTask.scheduler.fget.short_description = _("Scheduler")  # type: ignore[attr-defined]
+    PeriodicTask.scheduler.fget.short_description = _("Scheduler")

@@ -5,12 +5,11 @@ from typing import Any
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
-from core.admin import ReadOnlyAdminMixin, to_the_second
+from core.admin import ReadOnlyAdminMixin, task_admin_link, to_the_second
 from quota.models import QuotaLedger
 
 
@@ -60,7 +59,4 @@ class QuotaLedgerAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description=_("任务"))
     def task_link(self, row: QuotaLedger) -> str:
-        if row.task_id is None:
-            return "-"
-        url = reverse("admin:tasks_task_change", args=[row.task_id])
-        return format_html('<a href="{}">{}</a>', url, str(row.task_id)[:8])
+        return task_admin_link(row.task_id)

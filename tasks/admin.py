@@ -14,6 +14,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.admin.utils import flatten_fieldsets
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -30,7 +31,7 @@ from django.utils.translation import gettext_lazy as _
 from accounts.admin import LedgerInline, UserAdmin, latest_rows
 from accounts.forms import COMPENSATE
 from accounts.models import User
-from core.admin import ReadOnlyAdminMixin, to_the_second
+from core.admin import ReadOnlyAdminMixin, task_admin_link, to_the_second
 from core.errors import ApplicationError
 from core.exceptions import current_language
 from media.storage import get_storage
@@ -91,10 +92,6 @@ def image_link(url: str, height: int) -> str:
 
 def short(task_id: Any) -> str:
     return str(task_id)[:8]
-
-
-def task_link(task_id: Any) -> str:
-    return format_html('<a href="{}">{}</a>', reverse("admin:tasks_task_change", args=[task_id]), short(task_id))
 
 
 def status_badge(task: Task) -> str:
@@ -211,27 +208,8 @@ class TaskAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             {"fields": ("vendor_task_id", "created_at", "started_at", "completed_at", "updated_at", "duration")},
         ),
     )
-    readonly_fields = (
-        "task_id",
-        "user_link",
-        "type",
-        "status_badge",
-        "failure_code",
-        "error_message",
-        "retry_links",
-        "input_preview",
-        "params_pretty",
-        "result_preview",
-        "audit_result",
-        "cost",
-        "refunded",
-        "vendor_task_id",
-        "created_at",
-        "started_at",
-        "completed_at",
-        "updated_at",
-        "duration",
-    )
+    # Everything shown is read-only: tasks change through the actions only.
+    readonly_fields = flatten_fieldsets(fieldsets)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Task]:
         return with_refund(super().get_queryset(request))
@@ -449,7 +427,7 @@ class TaskAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 continue
             self.log_change(request, retry.retry_of, gettext("重试为新任务 %(task)s(已扣费)") % {"task": retry.pk})
             message = format_html(
-                gettext("任务 {} 已重试为 {},已从会员配额扣除 {}。"), short(pk), task_link(retry.pk), retry.cost
+                gettext("任务 {} 已重试为 {},已从会员配额扣除 {}。"), short(pk), task_admin_link(retry.pk), retry.cost
             )
             self.message_user(request, message, messages.SUCCESS)
         return back_to(request)
@@ -499,7 +477,7 @@ class RecentTaskInline(ReadOnlyAdminMixin, admin.TabularInline):
 
     @admin.display(description=_("任务"))
     def link(self, task: Task) -> str:
-        return task_link(task.pk)
+        return task_admin_link(task.pk)
 
     @admin.display(description=_("创建时间"))
     def created(self, task: Task) -> str:
