@@ -22,7 +22,8 @@ CounterKey = tuple[int, str, str]
 
 
 def task_counters_add(*, deltas: Iterable[tuple[CounterKey, int]]) -> None:
-    """Adds every delta in one statement (an upsert per counter row, in key order)."""
+    """Adds every delta in one statement (an upsert per counter row, in key order). The rows go
+    as four arrays, so the statement stays the same size however many rows a sweep batch moves."""
     summed: Counter[CounterKey] = Counter()
     for key, delta in deltas:
         summed[key] += delta
@@ -30,12 +31,17 @@ def task_counters_add(*, deltas: Iterable[tuple[CounterKey, int]]) -> None:
     if not rows:
         return
     table = TaskCounter._meta.db_table
-    values = ", ".join(["(%s, %s, %s, %s)"] * len(rows))
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {table} (user_id, status, type, n) VALUES {values} "  # noqa: S608 - only placeholders
+            f"INSERT INTO {table} (user_id, status, type, n) "  # noqa: S608 - the table name is ours
+            "SELECT * FROM unnest(%s::bigint[], %s::varchar[], %s::varchar[], %s::bigint[]) "
             f"ON CONFLICT (user_id, status, type) DO UPDATE SET n = {table}.n + EXCLUDED.n",
-            [value for (user_id, status, task_type), n in rows for value in (user_id, status, task_type, n)],
+            [
+                [user_id for (user_id, _, _), _ in rows],
+                [status for (_, status, _), _ in rows],
+                [task_type for (_, _, task_type), _ in rows],
+                [n for _, n in rows],
+            ],
         )
 
 
@@ -89,7 +95,7 @@ def task_counter_mismatches() -> list[tuple[int, str, str, int, int]]:
     """(user id, status, type, counter, actual count) wherever a counter is wrong."""
     with connection.cursor() as cursor:
         cursor.execute(_MISMATCHES_SQL.format(**_tables()))
-        return [tuple(row) for row in cursor.fetchall()]  # type: ignore[misc]
+        return [tuple(row) for row in cursor.fetchall()]
 
 
 def task_counters_rebuild() -> None:
