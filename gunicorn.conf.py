@@ -55,7 +55,7 @@ class JsonAccessLogger(Logger):
             "remote_addr": atoms["h"],
             "method": atoms["m"],
             "path": atoms["U"],
-            "status": atoms["s"],
+            "status": int(atoms["s"]),
             "bytes": atoms["B"],
             "duration_ms": round(request_time.total_seconds() * 1000, 1),
             "request_id": atoms.get("{x-request-id}o", "-"),
