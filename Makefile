@@ -81,7 +81,12 @@ pytest: $(STAMP) services browser node
 ## Lint, type-check and the whole test suite on real PostgreSQL and Redis.
 test: $(STAMP) services lint typecheck audit pytest
 
-bench: $(STAMP) services
+# The benchmark's load generator is wrk (Debian's); pgbench comes with PostgreSQL.
+wrk:
+	@command -v wrk >/dev/null || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+
+bench: $(STAMP) services wrk
 	$(BIN)/python -m bench
 
 clean:

@@ -1,109 +1,69 @@
-"""A small closed-loop load client: a few threads, each with its own keep-alive session, send
-requests back to back until a request count or a deadline is reached, whichever comes first."""
+"""Load through wrk (bench/load.lua): C on the client side, so the load generator takes little of
+the two cores it shares with the server and the database."""
 
 from __future__ import annotations
 
-import math
-import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from time import perf_counter
+import json
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
 
-import requests
-
-Send = Callable[[requests.Session, int], requests.Response]
+SCRIPT = Path(__file__).with_name("load.lua")
 
 
 @dataclass(frozen=True)
-class Scenario:
-    name: str
-    expected_status: int
-    max_requests: int
-    max_seconds: float
-    concurrency: int
-    warmup: int
-    # One sender per thread, so each thread can act as its own user.
-    senders: list[Send]
-
-
-@dataclass
 class Result:
     name: str
-    concurrency: int
-    latencies: list[float] = field(default_factory=list)
-    errors: int = 0
-    first_error: str = ""
-    seconds: float = 0.0
+    connections: int
+    requests: int
+    seconds: float
+    non2xx: int
+    socket_errors: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
 
     @property
-    def count(self) -> int:
-        return len(self.latencies) + self.errors
+    def errors(self) -> int:
+        return self.non2xx + self.socket_errors
 
     @property
     def throughput(self) -> float:
-        return self.count / self.seconds if self.seconds else 0.0
-
-    def percentile_ms(self, q: float) -> float:
-        ordered = sorted(self.latencies)
-        if not ordered:
-            return math.nan
-        return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)] * 1000
+        return self.requests / self.seconds if self.seconds else 0.0
 
 
-def run(scenario: Scenario, sessions: list[requests.Session]) -> Result:
-    result = Result(name=scenario.name, concurrency=scenario.concurrency)
-    lock = threading.Lock()
-    issued = 0
-    clock = {"began": 0.0, "deadline": 0.0}
-
-    def start_clock() -> None:
-        clock["began"] = perf_counter()
-        clock["deadline"] = clock["began"] + scenario.max_seconds
-
-    # The clock starts when the last thread has finished its warm-up, not when the first has.
-    start_gate = threading.Barrier(scenario.concurrency, action=start_clock)
-
-    def claim() -> bool:
-        nonlocal issued
-        with lock:
-            if issued >= scenario.max_requests or perf_counter() >= clock["deadline"]:
-                return False
-            issued += 1
-            return True
-
-    def worker(index: int) -> None:
-        session, send = sessions[index], scenario.senders[index]
-        try:
-            # Warm-up fills the connection pools on both sides and the server's caches.
-            for n in range(scenario.warmup):
-                send(session, -n - 1)
-        except Exception:
-            start_gate.abort()
-            raise
-        start_gate.wait()
-        n = 0
-        while claim():
-            n += 1
-            began = perf_counter()
-            try:
-                response = send(session, n)
-                ok, detail = response.status_code == scenario.expected_status, response.text[:300]
-            except requests.RequestException as exc:
-                ok, detail = False, repr(exc)
-            elapsed = perf_counter() - began
-            with lock:
-                if ok:
-                    result.latencies.append(elapsed)
-                else:
-                    result.errors += 1
-                    result.first_error = result.first_error or detail
-
-    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(scenario.concurrency)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if start_gate.broken:
-        raise RuntimeError(f"{scenario.name}: the warm-up failed (see the traceback above)")
-    result.seconds = perf_counter() - clock["began"]
-    return result
+def run(
+    name: str,
+    *,
+    url: str,
+    method: str,
+    lines: list[tuple[str, str]],
+    folder: Path,
+    connections: int,
+    seconds: int,
+    threads: int = 2,
+) -> Result:
+    """`lines` are (token, body) pairs taken in turn, one per request."""
+    requests_file = folder / f"wrk-{abs(hash(name))}.tsv"
+    requests_file.write_text("".join(f"{token}\t{body}\n" for token, body in lines))
+    base, _, path = url.partition("/api/")
+    command = [
+        "wrk",
+        f"-t{min(threads, connections)}",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--timeout",
+        "30s",
+        "-s",
+        str(SCRIPT),
+        base,
+        "--",
+        str(requests_file),
+    ]
+    environment = {**os.environ, "BENCH_METHOD": method, "BENCH_PATH": f"/api/{path}"}
+    finished = subprocess.run(
+        command, capture_output=True, text=True, env=environment, check=True, timeout=seconds + 60
+    )
+    measured = json.loads(finished.stdout.strip().splitlines()[-1])
+    return Result(name=name, connections=connections, **measured)

@@ -3,6 +3,7 @@ every run; what follows NOTES_MARKER is written by people and kept."""
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import sys
@@ -16,27 +17,33 @@ from django.db import connection
 from django.utils import timezone
 
 from bench.load import Result
-from bench.plans import ProbeResult
+from bench.profile import Profile
 from bench.seed import Seeded, SeedSize
+from bench.server import THREADS, WORKERS
 from bench.sweep import SweepRun
 
 NOTES_MARKER = "<!-- Everything below this line is hand-written and kept by `python -m bench`. -->"
-QUERY_KEYS = {
-    "GET /api/task/list": "list",
-    "GET /api/task/{id}": "detail",
-    "POST /api/task/create": "create",
-    "POST /api/auth/login": "login",
-}
 
 
 @dataclass(frozen=True)
 class Facts:
     size: SeedSize
     seeded: Seeded
-    timings: dict[str, float]
-    workers: int
-    concurrency: int
+    seed_seconds: float
+    total_seconds: float
     purged_messages: Any
+    mismatches: dict[str, int]
+    hash_ms: dict[str, float]
+
+
+@dataclass(frozen=True)
+class ListSql:
+    member: str
+    history: int
+    count_ms: float
+    counters_ms: float
+    offset_ms: float
+    keyset_ms: float
 
 
 def _cpu_model() -> str:
@@ -68,156 +75,182 @@ def _postgres() -> str:
     return f"PostgreSQL {version} (shared_buffers {buffers})"
 
 
-def _queries_for(name: str, probes: ProbeResult) -> str:
-    for prefix, key in QUERY_KEYS.items():
-        if name.startswith(prefix):
-            return str(probes.queries_per_request.get(key, ""))
-    return ""
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = [header, ["---"] * len(header), *rows]
+    return "\n".join("| " + " | ".join(cells) + " |" for cells in lines)
 
 
-def _http_rows(results: list[Result], probes: ProbeResult) -> list[list[str]]:
+def _ms(value: float) -> str:
+    return "–" if math.isnan(value) else f"{value:.1f}"
+
+
+def _find(results: list[Result], start: str) -> Result:
+    return next(r for r in results if r.name.startswith(start))
+
+
+def _http_rows(results: list[Result]) -> list[list[str]]:
     return [
         [
             r.name,
-            f"{r.count:,}",
+            str(r.connections),
+            f"{r.requests:,}",
             str(r.errors),
-            f"{r.percentile_ms(50):.1f}",
-            f"{r.percentile_ms(95):.1f}",
-            f"{r.percentile_ms(99):.1f}",
-            f"{r.throughput:.0f}" if r.throughput >= 10 else f"{r.throughput:.1f}",
-            _queries_for(r.name, probes),
+            _ms(r.p50_ms),
+            _ms(r.p95_ms),
+            _ms(r.p99_ms),
+            f"{r.throughput:,.0f}",
         ]
         for r in results
     ]
 
 
-HTTP_HEADER = ["endpoint", "requests", "errors", "p50 ms", "p95 ms", "p99 ms", "req/s", "SQL/request"]
-PLAN_HEADER = ["look-up", "expected index", "indexes in the plan", "rows", "exec ms", "buffers hit/read", "top of plan"]
-SWEEP_HEADER = ["run", "failed pending", "requeued", "seconds", "queries", "queries per failed task"]
-
-
-def _plan_rows(probes: ProbeResult) -> list[list[str]]:
-    return [
-        [
-            p.name,
-            " or ".join(p.expected_indexes) + ("" if p.uses_expected else " **(not used)**"),
-            ", ".join(p.indexes) or "none (sequential scan)",
-            f"{p.rows:,}",
-            f"{p.execution_ms:.2f}",
-            f"{p.shared_hit}/{p.shared_read}",
-            p.top_nodes,
-        ]
-        for p in probes.plans
-    ]
-
-
-def _sweep_rows(sweeps: list[SweepRun]) -> list[list[str]]:
-    return [
-        [
-            str(n),
-            f"{s.report.failed_pending:,}",
-            f"{s.report.requeued:,}",
-            f"{s.seconds:.2f}",
-            f"{s.queries:,}",
-            f"{s.queries / s.report.failed:.1f}" if s.report.failed else "–",
-        ]
-        for n, s in enumerate(sweeps, start=1)
-    ]
-
-
-def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def _plain_table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in [header, *rows]]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def console(*, results: list[Result], probes: ProbeResult, sweeps: list[SweepRun]) -> str:
-    errors = [f"{r.name}: first error: {r.first_error}" for r in results if r.errors]
-    return "\n\n".join(
-        [
-            _plain_table(HTTP_HEADER, _http_rows(results, probes)),
-            _plain_table(PLAN_HEADER, _plan_rows(probes)),
-            _plain_table(SWEEP_HEADER, _sweep_rows(sweeps)),
-            *errors,
-        ]
-    )
-
-
-def render(*, facts: Facts, results: list[Result], probes: ProbeResult, sweeps: list[SweepRun]) -> str:
+def render(
+    *, facts: Facts, results: list[Result], sweeps: list[SweepRun], list_sql: list[ListSql], profiled: Profile
+) -> str:
     size, seeded = facts.size, facts.seeded
-    statuses = ", ".join(f"{status} {count:,}" for status, count in sorted(seeded.by_status.items()))
-    total_failed = sum(s.report.failed_pending for s in sweeps)
-    total_seconds = sum(s.seconds for s in sweeps if s.report.failed_pending)
-    plans_text = "\n\n".join(f"{p.name}\n\n{p.sql}\n\n{p.text}" for p in probes.plans)
+    product = _find(results, "POST /api/task/create (product)")
+    peer = _find(results, "POST /api/task/create (drf-peer)")
+    floor = _find(results, "POST /api/task/create (floor)")
+    pgbench = _find(results, "pgbench")
+    baseline, swept = sweeps
+    login = _find(results, "POST /api/auth/login (1")
+    heavy_list, light_list = (
+        _find(results, "GET /api/task/list?limit=20 (heavy"),
+        _find(results, "GET /api/task/list?limit=20 (light"),
+    )
+    offset_page, keyset_page = (
+        _find(results, "GET /api/task/list?limit=20&offset"),
+        _find(results, "GET /api/task/list?limit=20&after"),
+    )
+    ratios = [
+        ["create: product / DRF peer (req/s)", f"{product.throughput / peer.throughput:.2f}"],
+        ["create: product / WSGI floor (req/s)", f"{product.throughput / floor.throughput:.2f}"],
+        ["create: product / pgbench of the same SQL (tx/s)", f"{product.throughput / pgbench.throughput:.2f}"],
+        ["create: DRF peer / WSGI floor (req/s)", f"{peer.throughput / floor.throughput:.2f}"],
+        [
+            f"list p50: heavy ({list_sql[0].history:,} tasks) / light ({list_sql[-1].history:,})",
+            f"{heavy_list.p50_ms / light_list.p50_ms:.2f}",
+        ],
+        ["list p50, heavy member's last page: offset / after", f"{offset_page.p50_ms / keyset_page.p50_ms:.1f}"],
+        [
+            f"list total, heavy member: COUNT(*) / counters (SQL ms {list_sql[0].count_ms:.2f} / "
+            f"{list_sql[0].counters_ms:.3f})",
+            f"{list_sql[0].count_ms / list_sql[0].counters_ms:.0f}",
+        ],
+        [
+            f"sweep: set-based / row-by-row (tasks per second, {swept.per_second:,.0f} / {baseline.per_second:,.0f})",
+            f"{swept.per_second / baseline.per_second:.0f}",
+        ],
+        [
+            f"login: PBKDF2 check / Argon2id check (ms {facts.hash_ms['pbkdf2_sha256']:.0f} / "
+            f"{facts.hash_ms['argon2']:.0f})",
+            f"{facts.hash_ms['pbkdf2_sha256'] / facts.hash_ms['argon2']:.1f}",
+        ],
+    ]
+    by_status = ", ".join(f"{status} {count:,}" for status, count in sorted(seeded.by_status.items()))
+    total_watched = max(profiled.samples, 1)
+    watched_rows = [[name, f"{count / total_watched:.0%}"] for name, count in profiled.watched.items()]
+    leaf_rows = [[name.replace("|", "/"), f"{count / total_watched:.1%}"] for name, count in profiled.top_self]
     return f"""# Benchmarks
 
-Measured on {timezone.now().date().isoformat()} (UTC) by `python -m bench` (`make bench`). The numbers below are
-rewritten by every run; the notes at the end are not.
+Measured on {timezone.now().date().isoformat()} (UTC) by `make bench` (`.venv/bin/python -m bench`) in
+{facts.total_seconds:.0f} s. Every figure below is one run; each measure ran beside its baseline in the
+same invocation, so compare the ratios, not the milliseconds. The generated part ends at the marker;
+the notes after it are hand-written.
+
+## Ratios
+
+{_table(["measure", "ratio"], ratios)}
+
+Login p50 over HTTP, one client at a time: **{login.p50_ms:.0f} ms** (Argon2id m=19 MiB, t=2, p=1).
+The set-based sweep failed and refunded **{swept.failed:,}** stale tasks over {size.members:,} members in
+**{swept.seconds:.1f} s** ({swept.statements:,} statements); the row-by-row baseline took
+{baseline.seconds:.1f} s for the oldest {baseline.failed:,} ({baseline.statements:,} statements).
+After both: {facts.mismatches["quota"]} members whose balance differs from their ledger,
+{facts.mismatches["counters"]} wrong task counters.
 
 ## Method
 
 - **Machine:** {_cpu_model()}, {os.cpu_count()} cores, {_memory_gib()} RAM; {platform.platform()}.
   Python {sys.version.split()[0]}, Django {django.get_version()}, gunicorn {gunicorn.__version__},
-  {_postgres()}, Redis on the same host. Server, database and load client share the cores.
-- **Commands:** `make bench`, or `cd /work/main && .venv/bin/python -m bench`. It needs the
-  PostgreSQL and Redis of `make services` and nothing else, and takes about
-  {facts.timings["total"]:.0f} s.
-- **Database:** `bench_photo`, dropped and created again on every run and dropped at the end;
-  all migrations applied ({facts.timings["migrate"]:.1f} s). Settings: `bench.settings`, which is
-  `config.test_settings` with Django's default (PBKDF2) password hasher so that login costs what it
-  costs in production; cache on Redis db 3, Celery broker on Redis db 4 (no worker; the
-  {facts.purged_messages} messages queued by the run are purged at the end), throttles raised to
-  100000/min.
-- **Data** (bulk-inserted in {facts.timings["seed"]:.1f} s, then `VACUUM ANALYZE`): {size.users} users,
-  {seeded.tasks:,} tasks over 90 days ({statuses}), {size.heavy_tasks:,} of them owned by one heavy
-  user and the rest spread evenly over the others; {size.pose12_share:.0%} are `model_pose12` with
-  a RunningHub id. The {size.stale_pending:,} pending tasks are past the pending timeout with a due
-  time in the past (their queued message was lost); the {size.processing} processing tasks are
-  recent with a future due time. The quota ledger has {seeded.ledger_rows:,} rows (a grant per
-  user, a charge per task, a refund per failed task).
-- **HTTP:** gunicorn `config.wsgi`, {facts.workers} sync workers, on a free loopback port. The
-  client is {facts.concurrency} threads, each with its own keep-alive `requests.Session`, sending
-  back to back after a short warm-up, until the request cap or 15 s, whichever comes first.
-  List and detail read as the heavy user (detail picks random ids among its tasks); create runs as
-  {facts.concurrency} different users (each has its own upload from `/api/media/upload`), so it
-  measures the work of a create and not a queue on one user's row lock; login cycles over
-  {facts.concurrency} users. Latency is per request as the client sees it; req/s is completed
-  requests over the measured wall time. "SQL/request" is counted on the same request made once
-  in-process through Django's test client.
-- **Plans:** each hot path runs once in-process with a recorder on the connection; the statement
-  it sent is then run under `EXPLAIN (ANALYZE, BUFFERS)` with its own parameters (twice, keeping
-  the second, warm run). The due-work look-up is the sweep's requeue step, run in a transaction
-  that is rolled back.
-- **Sweep:** `tasks.sweep.tasks_sweep()` in-process, repeated until a run finds nothing.
+  {_postgres()}, Redis on the same host. Server, database and load generator share the cores.
+- **Database:** a throw-away database created and dropped by the run, all migrations applied, then
+  filled by PostgreSQL itself (INSERT … SELECT over generate_series, {facts.seed_seconds:.0f} s with
+  `VACUUM ANALYZE`): {size.members:,} members; {seeded.tasks:,} tasks ({by_status}) —
+  {size.heavy_tasks:,} of one heavy member, {size.medium_tasks:,} of a medium one, the rest spread
+  evenly (about {(size.tasks - size.heavy_tasks - size.medium_tasks) // max(size.members - 2, 1)} each), plus
+  {size.stale_pending + size.baseline_stale:,} pending tasks 20 minutes to 6 hours old for the sweep; a
+  charge per task, a refund per failed task and a grant per member in the ledger ({seeded.ledger_rows:,}
+  rows); the task counters rebuilt from the tasks. `BENCH_SCALE=0.1 make bench` scales every count.
+- **Sweep:** first the row-by-row loop the product used to run (bench/sweep.py: one `task_fail` per
+  task, oldest first) over the oldest {size.baseline_stale:,}, then one `tasks_sweep()` over the rest. Both
+  in-process; statements counted by an execute wrapper.
+- **HTTP:** each app under gunicorn, {WORKERS} gthread workers × {THREADS} threads, DEBUG off, no access
+  log; load by `wrk` (C, 2 threads) with bench/load.lua, which takes the next member's token and body for
+  every request. Create: {product.connections} connections over 1,000 members, each with its own upload
+  made through the media service, `basic_clean`, {product.seconds:.0f} s per app. The product is
+  `config.wsgi` with the bench's settings (the test settings with throttle rates raised and the
+  project's password hashers); the **DRF peer** (bench/peers/drf_app.py) is a plain DRF + simplejwt
+  function view, and the **floor** (bench/peers/floor.py) a bare WSGI function on psycopg and PyJWT;
+  both run the create transaction (lock the member, deduct, insert the task, insert the ledger row)
+  with the statements bench/create_sql.py builds from the models, and nothing else (no membership,
+  URL or idempotency checks, no counters, no queueing). **pgbench** runs the same four statements
+  (`-M prepared`, {pgbench.connections} clients, {pgbench.seconds:.0f} s). Lists: {heavy_list.connections}
+  connections, `limit=20`. Login: one connection, then four, cycling over 200 members.
+- **Profile:** py-spy ({profiled.samples:,} samples of request threads in the three workers) during
+  a second create run; "share" is of all request-thread samples, a function counting with everything
+  it calls.
 
-## HTTP ({facts.workers} gunicorn workers, {facts.concurrency} client threads)
+## HTTP
 
-{_markdown_table(HTTP_HEADER, _http_rows(results, probes))}
+{_table(["scenario", "conns", "requests", "errors", "p50 ms", "p95 ms", "p99 ms", "req/s"], _http_rows(results))}
 
-## Hot queries on {seeded.tasks:,} tasks
+## List statements on the database (median ms)
 
-{_markdown_table(PLAN_HEADER, _plan_rows(probes))}
+{
+        _table(
+            ["member", "tasks", "COUNT(*) total", "counters total", "OFFSET last page", "keyset last page"],
+            [
+                [
+                    r.member,
+                    f"{r.history:,}",
+                    f"{r.count_ms:.3f}",
+                    f"{r.counters_ms:.3f}",
+                    f"{r.offset_ms:.2f}",
+                    f"{r.keyset_ms:.3f}",
+                ]
+                for r in list_sql
+            ],
+        )
+    }
 
-## Sweep: {size.stale_pending:,} stale pending tasks
+## Sweep
 
-{_markdown_table(SWEEP_HEADER, _sweep_rows(sweeps))}
+{
+        _table(
+            ["run", "tasks failed", "seconds", "tasks/s", "statements", "statements per task"],
+            [
+                [
+                    s.name,
+                    f"{s.failed:,}",
+                    f"{s.seconds:.2f}",
+                    f"{s.per_second:,.0f}",
+                    f"{s.statements:,}",
+                    f"{s.statements / max(s.failed, 1):.3f}",
+                ]
+                for s in sweeps
+            ],
+        )
+    }
 
-In all {total_failed:,} tasks were failed and refunded in {total_seconds:.2f} s of sweeping.
+## Where a create's time goes (py-spy)
 
-<details><summary>Plans as measured</summary>
+{_table(["in", "share"], watched_rows)}
 
-```
-{plans_text}
-```
+Functions the samples were in (self time):
 
-</details>
+{_table(["function", "share"], leaf_rows)}
+{f"py-spy: {profiled.note}" if profiled.note else ""}
 """
 
 

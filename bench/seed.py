@@ -1,212 +1,193 @@
-"""Bulk data shaped like a busy service: one heavy user, many ordinary ones, mostly finished
-tasks with their ledger rows, a backlog of stale pending tasks and some work in flight."""
+"""Bulk data shaped like a busy service, written by PostgreSQL itself (INSERT … SELECT over
+generate_series): a million finished tasks of ten thousand members with one heavy member and one
+medium one, their ledger rows, and a backlog of stale pending tasks for the sweep.
+
+Column lists come from the models (bench/sqlgen.py), so columns added later get their defaults."""
 
 from __future__ import annotations
 
-import random
+import os
 import uuid
-from collections import defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
+from typing import Any
 
 from django.contrib.auth.hashers import make_password
-from django.db import connection, models
+from django.db import connection
 from django.utils import timezone
 
 from accounts.models import User
+from bench.sqlgen import insert_select
 from quota.models import LedgerKind, QuotaLedger
+from tasks.counters import task_counters_rebuild
 from tasks.models import Task, TaskStatus, TaskType
 
 PASSWORD = "bench-Password-42"
-HEAVY_USERNAME = "bench_heavy"
-BATCH = 5_000
 # Room for every create the load phase can make, so a benchmark never measures 1003 refusals.
-QUOTA_HEADROOM = 100_000
+QUOTA_HEADROOM = 1_000_000
 
 
 @dataclass(frozen=True)
 class SeedSize:
-    users: int = 50
-    tasks: int = 100_000
-    heavy_tasks: int = 50_000
-    stale_pending: int = 2_000
-    processing: int = 300
-    failed_share: float = 0.10
-    pose12_share: float = 0.30
+    """BENCH_SCALE (default 1) scales every count, for a quicker run on a slower machine."""
+
+    members: int = 10_000
+    tasks: int = 1_000_000
+    heavy_tasks: int = 100_000
+    medium_tasks: int = 10_000
+    stale_pending: int = 100_000
+    # The oldest stale tasks, swept by the row-by-row baseline before the set-based sweep runs.
+    baseline_stale: int = 2_000
+
+    @classmethod
+    def from_environment(cls) -> SeedSize:
+        scale = float(os.environ.get("BENCH_SCALE", "1"))
+        return cls(**{name: max(2, int(getattr(cls(), name) * scale)) for name in cls.__dataclass_fields__})
 
 
 @dataclass(frozen=True)
 class Seeded:
-    heavy: User
-    others: list[User]
+    first_user_id: int
+    heavy_id: int
+    medium_id: int
+    light_id: int
     tasks: int
     ledger_rows: int
     by_status: dict[str, int]
-    heavy_task_ids: list[uuid.UUID]
-    processing_vendor_ids: list[str]
 
 
-@contextmanager
-def _explicit_timestamps(*fields: models.DateTimeField) -> Iterator[None]:
-    """bulk_create fills auto_now/auto_now_add fields with the current time, which would put a
-    90-day history at one instant and leave nothing for the sweep to find."""
-    saved = [(f, f.auto_now, f.auto_now_add) for f in fields]
-    for f, _, _ in saved:
-        f.auto_now = f.auto_now_add = False
-    try:
-        yield
-    finally:
-        for f, auto_now, auto_now_add in saved:
-            f.auto_now, f.auto_now_add = auto_now, auto_now_add
+def _execute(sql: str, params: Any = None) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
 
 
-def _field(model: type[models.Model], name: str) -> models.DateTimeField:
-    found = model._meta.get_field(name)
-    assert isinstance(found, models.DateTimeField)
-    return found
-
-
-def seed(*, size: SeedSize, rng: random.Random) -> Seeded:
+def seed(*, size: SeedSize) -> Seeded:
     now = timezone.now()
-    password = make_password(PASSWORD)  # hashed once: the real hasher takes a good fraction of a second
-    users = User.objects.bulk_create(
-        User(
-            username=HEAVY_USERNAME if n == 0 else f"bench_user_{n:03d}",
-            password=password,
-            is_member=True,
-            quota_expire_at=now + timedelta(days=365),
-        )
-        for n in range(size.users)
+    password = make_password(PASSWORD)  # hashed once: the real hasher takes tens of milliseconds
+    users = User._meta.db_table
+    _execute(
+        insert_select(
+            User,
+            {
+                "username": "'bench_' || lpad(g::text, 6, '0')",
+                "password": "%(password)s",
+                "is_member": "true",
+                "is_active": "true",
+                "quota_expire_at": "%(expire)s",
+                "date_joined": "%(now)s",
+            },
+            f"generate_series(1, {size.members}) g",
+        ),
+        {"password": password, "expire": now + timedelta(days=365), "now": now},
     )
-    heavy, others = users[0], users[1:]
+    first = User.objects.order_by("pk").values_list("pk", flat=True).first()
+    assert first is not None
+    heavy, medium, light = first, first + 1, first + 2
+    others = size.members - 2
 
-    tasks = _tasks(size=size, rng=rng, now=now, heavy=heavy, others=others)
-    ledger, balances = _ledger(tasks=tasks, users=users, now=now)
-    for user in users:
-        user.quota_remaining = balances[user.pk]
-    User.objects.bulk_update(users, ["quota_remaining"], batch_size=BATCH)
-
-    with _explicit_timestamps(_field(Task, "created_at"), _field(Task, "updated_at")):
-        Task.objects.bulk_create(tasks, batch_size=BATCH)
-    with _explicit_timestamps(_field(QuotaLedger, "created_at")):
-        QuotaLedger.objects.bulk_create(ledger, batch_size=BATCH)
-
+    # Task g belongs to the heavy member first, then the medium one, then round-robin to the rest.
+    owner = (
+        f"CASE WHEN g <= {size.heavy_tasks} THEN {heavy} "
+        f"WHEN g <= {size.heavy_tasks + size.medium_tasks} THEN {medium} "
+        f"ELSE {light} + mod(g, {others}) END"
+    )
+    pose12 = "mod(g::bigint * 7919, 100) < 30"
+    failed = "mod(g::bigint * 104729, 100) < 10"
+    created = "%s::timestamptz - interval '1 hour' - mod(g, 7776000) * interval '1 second'"
+    _execute(
+        insert_select(
+            Task,
+            {
+                "id": "gen_random_uuid()",
+                "user_id": owner,
+                "type": f"CASE WHEN {pose12} THEN '{TaskType.MODEL_POSE12}' ELSE '{TaskType.BASIC_CLEAN}' END",
+                "status": f"CASE WHEN {failed} THEN '{TaskStatus.FAILED}' ELSE '{TaskStatus.SUCCESS}' END",
+                "stage": "'done'",
+                "input_image_url": "'https://images.example.com/in/' || g || '.jpg'",
+                "params": f'CASE WHEN {pose12} THEN \'{{"scene": "street", "category": "dress"}}\'::jsonb '
+                "ELSE '{}'::jsonb END",
+                "result_urls": f"CASE WHEN {failed} THEN '[]'::jsonb "
+                'ELSE \'["https://cdn.example.com/r/1.png", "https://cdn.example.com/r/2.png"]\'::jsonb END',
+                "error_message": f"CASE WHEN {failed} THEN '任务超时(10分钟未处理)' ELSE '' END",
+                "failure_code": f"CASE WHEN {failed} THEN 'timeout' ELSE '' END",
+                "vendor_task_id": f"CASE WHEN {pose12} THEN (1900000000000000000 + g)::text ELSE '' END",
+                "cost": "1",
+                "created_at": created,
+                "updated_at": f"{created} + interval '40 seconds'",
+                "started_at": f"{created} + interval '2 seconds'",
+                "completed_at": f"{created} + interval '40 seconds'",
+            },
+            f"generate_series(1, {size.tasks}) g",
+        ),
+        [now] * 4,
+    )
+    # The sweep's backlog: pending tasks 20 minutes to 6 hours old whose queued message was lost,
+    # ten or so per member, spread over every member.
+    stale_created = "%s::timestamptz - interval '20 minutes' - (g * 0.2) * interval '1 second'"
+    _execute(
+        insert_select(
+            Task,
+            {
+                "id": "gen_random_uuid()",
+                "user_id": f"{first} + mod(g, {size.members})",
+                "type": f"'{TaskType.BASIC_CLEAN}'",
+                "status": f"'{TaskStatus.PENDING}'",
+                "stage": "'queued'",
+                "input_image_url": "'https://images.example.com/in/stale-' || g || '.jpg'",
+                "params": "'{}'::jsonb",
+                "result_urls": "'[]'::jsonb",
+                "cost": "1",
+                "created_at": stale_created,
+                "updated_at": stale_created,
+                "next_attempt_at": stale_created,
+            },
+            f"generate_series(1, {size.stale_pending + size.baseline_stale}) g",
+        ),
+        [now] * 3,
+    )
+    ledger = QuotaLedger._meta.db_table
+    tasks = Task._meta.db_table
+    # A charge per task and a refund per failed task; then one grant per member that leaves its
+    # balance at QUOTA_HEADROOM. balance_after of these history rows is not kept (nothing reads it).
+    _execute(
+        f"INSERT INTO {ledger} (user_id, delta, balance_after, kind, task_id, reason, created_at) "
+        f"SELECT user_id, -cost, 0, '{LedgerKind.DEDUCT}', id, '', created_at FROM {tasks}"
+    )
+    _execute(
+        f"INSERT INTO {ledger} (user_id, delta, balance_after, kind, task_id, reason, created_at) "
+        f"SELECT user_id, cost, 0, '{LedgerKind.REFUND}', id, '', completed_at FROM {tasks} "
+        f"WHERE status = '{TaskStatus.FAILED}'"
+    )
+    _execute(
+        f"INSERT INTO {ledger} (user_id, delta, balance_after, kind, reason, created_at) "
+        f"SELECT u.id, {QUOTA_HEADROOM} - COALESCE(SUM(l.delta), 0), {QUOTA_HEADROOM}, '{LedgerKind.GRANT}', "
+        f"'bench', %s FROM {users} u LEFT JOIN {ledger} l ON l.user_id = u.id GROUP BY u.id",
+        [now - timedelta(days=100)],
+    )
+    _execute(f"UPDATE {users} SET quota_remaining = {QUOTA_HEADROOM}")
+    task_counters_rebuild()
     with connection.cursor() as cursor:
         # Fresh bulk-loaded tables have no statistics and no visibility map yet; a real table of
-        # this size has both, and the plans below would otherwise describe a state nobody runs.
-        for model in (User, Task, QuotaLedger):
-            cursor.execute(f'VACUUM (ANALYZE) "{model._meta.db_table}"')
-
-    by_status: dict[str, int] = defaultdict(int)
-    for task in tasks:
-        by_status[task.status] += 1
+        # this size has both.
+        for table in (users, tasks, ledger, "tasks_taskcounter"):
+            cursor.execute(f'VACUUM (ANALYZE) "{table}"')
+        cursor.execute(f"SELECT status, COUNT(*) FROM {tasks} GROUP BY status")
+        by_status = dict(cursor.fetchall())
+        cursor.execute(f"SELECT COUNT(*) FROM {ledger}")
+        ledger_rows = cursor.fetchone()[0]
     return Seeded(
-        heavy=heavy,
-        others=others,
-        tasks=len(tasks),
-        ledger_rows=len(ledger),
-        by_status=dict(by_status),
-        heavy_task_ids=[t.id for t in tasks if t.user_id == heavy.pk],
-        processing_vendor_ids=[t.vendor_task_id for t in tasks if t.status == TaskStatus.PROCESSING],
+        first_user_id=first,
+        heavy_id=heavy,
+        medium_id=medium,
+        light_id=light,
+        tasks=sum(by_status.values()),
+        ledger_rows=ledger_rows,
+        by_status=by_status,
     )
 
 
-def _tasks(*, size: SeedSize, rng: random.Random, now: datetime, heavy: User, others: list[User]) -> list[Task]:
-    history = timedelta(days=90).total_seconds()
-    tasks: list[Task] = []
-    for n in range(size.tasks):
-        user = heavy if n < size.heavy_tasks else others[n % len(others)]
-        pose12 = rng.random() < size.pose12_share
-        created = now - timedelta(hours=1) - timedelta(seconds=rng.random() * history)
-        task = Task(
-            id=uuid.uuid4(),
-            user_id=user.pk,
-            type=TaskType.MODEL_POSE12 if pose12 else TaskType.BASIC_CLEAN,
-            input_image_url=f"https://images.example.com/in/{n}.jpg",
-            params={"scene": "street", "category": "dress"} if pose12 else {},
-            vendor_task_id=str(1_900_000_000_000_000_000 + n) if pose12 else "",
-            cost=1,
-            created_at=created,
-            updated_at=created + timedelta(seconds=40),
-            started_at=created + timedelta(seconds=2),
-            completed_at=created + timedelta(seconds=40),
-        )
-        if rng.random() < size.failed_share:
-            task.status = TaskStatus.FAILED
-            task.error_message = "任务超时(10分钟未处理)"
-        else:
-            task.status = TaskStatus.SUCCESS
-            task.result_urls = [f"https://cdn.example.com/results/{task.id}/{i}.png" for i in range(3)]
-        tasks.append(task)
-
-    picked = rng.sample(range(size.tasks), size.stale_pending + size.processing)
-    for n in picked[: size.stale_pending]:
-        # Older than the pending timeout, with the due time of a queued message that was lost.
-        task = tasks[n]
-        created = now - timedelta(minutes=20) - timedelta(seconds=rng.random() * 6 * 3600)
-        task.status, task.error_message, task.result_urls = TaskStatus.PENDING, "", []
-        task.vendor_task_id = ""
-        task.created_at = task.updated_at = task.next_attempt_at = created
-        task.started_at = task.completed_at = None
-    for n in picked[size.stale_pending :]:
-        task = tasks[n]
-        created = now - timedelta(seconds=rng.random() * 600)
-        task.type, task.params = TaskType.MODEL_POSE12, {"scene": "street", "category": "dress"}
-        task.vendor_task_id = str(1_900_000_000_000_000_000 + n)
-        task.status, task.error_message, task.result_urls = TaskStatus.PROCESSING, "", []
-        task.created_at, task.started_at = created, created + timedelta(seconds=2)
-        task.updated_at, task.completed_at = task.started_at, None
-        task.next_attempt_at = now + timedelta(seconds=rng.random() * 60)
-    return tasks
-
-
-def _ledger(*, tasks: list[Task], users: list[User], now: datetime) -> tuple[list[QuotaLedger], dict[int, int]]:
-    """A grant, one charge per task and one refund per failed task, with running balances, so the
-    ledger's indexes and the refund sub-select in every task read see a realistic table."""
-    per_user: dict[int, list[Task]] = defaultdict(list)
-    for task in tasks:
-        per_user[task.user_id].append(task)
-    rows: list[QuotaLedger] = []
-    balances: dict[int, int] = {}
-    for user in users:
-        owned = sorted(per_user[user.pk], key=lambda t: t.created_at)
-        balance = len(owned) + QUOTA_HEADROOM
-        start = owned[0].created_at - timedelta(minutes=1) if owned else now
-        rows.append(
-            QuotaLedger(
-                user_id=user.pk,
-                delta=balance,
-                balance_after=balance,
-                kind=LedgerKind.GRANT,
-                reason="bench",
-                created_at=start,
-            )
-        )
-        for task in owned:
-            balance -= task.cost
-            rows.append(
-                QuotaLedger(
-                    user_id=user.pk,
-                    delta=-task.cost,
-                    balance_after=balance,
-                    kind=LedgerKind.DEDUCT,
-                    task_id=task.id,
-                    created_at=task.created_at,
-                )
-            )
-            if task.status == TaskStatus.FAILED:
-                balance += task.cost
-                rows.append(
-                    QuotaLedger(
-                        user_id=user.pk,
-                        delta=task.cost,
-                        balance_after=balance,
-                        kind=LedgerKind.REFUND,
-                        task_id=task.id,
-                        created_at=task.completed_at or task.created_at,
-                    )
-                )
-        balances[user.pk] = balance
-    return rows, balances
+def some_task_id(user_id: int) -> uuid.UUID:
+    found = Task.objects.filter(user_id=user_id).order_by("-created_at").values_list("pk", flat=True).first()
+    assert found is not None
+    return found

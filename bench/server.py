@@ -9,7 +9,8 @@ from pathlib import Path
 
 import requests
 
-WORKERS = 2
+WORKERS = 3
+THREADS = 8
 
 
 def free_port() -> int:
@@ -20,17 +21,28 @@ def free_port() -> int:
 
 
 class Gunicorn:
-    def __init__(self, *, root: Path, environment: dict[str, str], log: Path) -> None:
+    """`app` served by WORKERS gthread workers of THREADS threads each, without access logs (the
+    same for the product and its baselines; the project's gunicorn.conf.py is not read)."""
+
+    def __init__(self, *, root: Path, environment: dict[str, str], log: Path, app: str = "config.wsgi") -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log = log
         self._log_file = log.open("wb")
+        no_config = log.with_suffix(".conf.py")
+        no_config.write_text("")
         self.process = subprocess.Popen(
             [
                 str(root / ".venv" / "bin" / "gunicorn"),
-                "config.wsgi",
+                app,
+                "-c",
+                str(no_config),
+                "-k",
+                "gthread",
                 "-w",
                 str(WORKERS),
+                "--threads",
+                str(THREADS),
                 "-b",
                 f"127.0.0.1:{self.port}",
             ],
@@ -40,18 +52,22 @@ class Gunicorn:
             stderr=subprocess.STDOUT,
         )
 
-    def wait_ready(self, timeout: float = 30) -> None:
+    def worker_pids(self) -> list[int]:
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
+        return [int(pid) for pid in children]
+
+    def wait_ready(self, timeout: float = 30, path: str = "/health", ok: tuple[int, ...] = (200,)) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"gunicorn exited with {self.process.returncode}:\n{self.log.read_text()[-3000:]}")
             try:
-                if requests.get(f"{self.base_url}/health", timeout=2).status_code == 200:
+                if requests.get(f"{self.base_url}{path}", timeout=5).status_code in ok:
                     return
-            except requests.ConnectionError:
+            except requests.RequestException:
                 pass
             time.sleep(0.2)
-        raise RuntimeError(f"gunicorn did not answer /health within {timeout}s:\n{self.log.read_text()[-3000:]}")
+        raise RuntimeError(f"gunicorn did not answer {path} within {timeout}s:\n{self.log.read_text()[-3000:]}")
 
     def stop(self) -> None:
         if self.process.poll() is None:
