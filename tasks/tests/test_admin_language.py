@@ -66,8 +66,14 @@ class LabelText(HTMLParser):
             self.words.append(data.strip())
 
 
-def labels(client: Client, url: str, language: str) -> list[str]:
-    response = client.get(url, HTTP_ACCEPT_LANGUAGE=language)
+def labels(client: Client, url: str, language: str, action: str = "") -> list[str]:
+    if action:  # the page an action asks its question on
+        task = url.rsplit("/", 3)[-3]
+        response = client.post(
+            "/admin/tasks/task/", {"action": action, "_selected_action": [task]}, HTTP_ACCEPT_LANGUAGE=language
+        )
+    else:
+        response = client.get(url, HTTP_ACCEPT_LANGUAGE=language)
     assert response.status_code == 200, url
     parser = LabelText()
     parser.feed(response.content.decode())
@@ -97,6 +103,11 @@ def pages(data: dict[str, object]) -> list[str]:
     ]
 
 
+def questions(data: dict[str, object]) -> list[tuple[str, str]]:
+    page = f"/admin/tasks/task/{data['failed']}/change/"
+    return [(page, "fail_and_refund"), (page, "retry")]
+
+
 @pytest.fixture
 def console() -> tuple[Client, dict[str, object]]:
     member = make_member(username="13800138000", phone="13800138000")
@@ -112,7 +123,10 @@ def console() -> tuple[Client, dict[str, object]]:
 
 def test_an_english_browser_sees_no_chinese_label(console: tuple[Client, dict[str, object]]) -> None:
     client, data = console
-    found = {url: [word for word in labels(client, url, "en-US,en;q=0.9") if CJK.search(word)] for url in pages(data)}
+    found = {
+        f"{url} {action}": [word for word in labels(client, url, "en-US,en;q=0.9", action) if CJK.search(word)]
+        for url, action in [*((url, "") for url in pages(data)), *questions(data)]
+    }
     assert not {url: words for url, words in found.items() if words}
 
 
@@ -122,7 +136,10 @@ def test_a_chinese_browser_sees_no_english_label(console: tuple[Client, dict[str
     def english(word: str) -> bool:
         return any(token not in SHARED_WORDS | STORED_NAMES for token in WORD.findall(word))
 
-    found = {url: [word for word in labels(client, url, "zh-CN,zh;q=0.9") if english(word)] for url in pages(data)}
+    found = {
+        f"{url} {action}": [word for word in labels(client, url, "zh-CN,zh;q=0.9", action) if english(word)]
+        for url, action in [*((url, "") for url in pages(data)), *questions(data)]
+    }
     assert not {url: words for url, words in found.items() if words}
 
 
