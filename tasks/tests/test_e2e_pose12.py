@@ -6,9 +6,11 @@ import io
 import time
 import zipfile
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.utils import timezone
 from PIL import Image
 from rest_framework.test import APIClient
 
@@ -161,18 +163,33 @@ def test_never_finishing_job_times_out_is_cancelled_and_refunded(
 
 
 def test_queue_full_forever_hits_the_pending_timeout(
-    worker: None, sim: SimulatorHandle, order: Any, settings: Any
+    worker: None, sim: SimulatorHandle, order: Any, settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Back-offs of at most two seconds: a worker that kept resubmitting would show in a short window.
+    monkeypatch.setattr("tasks.processing.MAX_BACKOFF_SECONDS", 2)
     sim.configure(queue_full=1000)
     client, task_id = order()
-    wait_for(lambda: sim.state()["calls"].get("/task/openapi/ai-app/run", 0) >= 2, timeout=20)
+    run = "/task/openapi/ai-app/run"
+    wait_for(lambda: sim.state()["calls"].get(run, 0) >= 2, timeout=20)
+
+    def between_attempts() -> Any:
+        """The retry's due time once the worker let go of the task and the retry is > 0.5 s away."""
+        task = Task.objects.filter(pk=task_id, lease_until__isnull=True).values("next_attempt_at").first()
+        due = task and task["next_attempt_at"]
+        return due if due and (due - timezone.now()).total_seconds() > 0.5 else None
+
+    retry_due = wait_for(between_attempts, timeout=20, interval=0.05)
+    calls = sim.state()["calls"][run]
     settings.TASK_PENDING_TIMEOUT = 1
     assert tasks_sweep().failed_pending == 1
     task = client.get(f"/api/task/{task_id}").json()["data"]
-    assert task["status"] == "failed" and task["errorMessage"].startswith("任务超时")
-    calls = sim.state()["calls"]["/task/openapi/ai-app/run"]
-    time.sleep(4)
-    assert sim.state()["calls"]["/task/openapi/ai-app/run"] <= calls + 1, "retries must stop once the task failed"
+    assert (task["status"], task["failureCode"]) == ("failed", "timeout")
+    assert task["errorMessage"].startswith("任务超时")
+    # The queued retry comes due, and a resubmitting worker would come back twice more after it.
+    window_end = retry_due + timedelta(seconds=2 * 2 + 1)
+    while timezone.now() < window_end:
+        assert sim.state()["calls"][run] == calls, "no submission once the task failed"
+        time.sleep(0.2)
     assert refunds(task_id) == 1
 
 
@@ -199,20 +216,29 @@ def test_forged_webhook_changes_nothing(
     worker: None, sim: SimulatorHandle, order: Any, api: APIClient, settings: Any
 ) -> None:
     sim.configure(never_finish=True)
+    settings.RUNNINGHUB_POLL_INTERVAL = 60  # the poller stays away: every /outputs call below is the webhook's
     client, task_id = order()
     wait_for(task_status(client, task_id, "processing"))
     vendor_id = Task.objects.get(pk=task_id).vendor_task_id
+    outputs = "/task/openapi/outputs"
+    asked = sim.state()["calls"].get(outputs, 0)
     forged = {"taskId": vendor_id, "eventData": '{"code": 0, "data": [{"fileUrl": "http://127.0.0.1:1/x.png"}]}'}
     hook = "/api/webhooks/runninghub"
     assert api.post(f"{hook}?token=guess", forged, format="json").status_code == 403
     assert api.post(hook, forged, format="json").status_code == 403
-    accepted = api.post(f"{hook}?token={settings.RUNNINGHUB_WEBHOOK_SECRET}", forged, format="json")
-    assert accepted.status_code == 200
     assert (
         api.post(f"{hook}?token={settings.RUNNINGHUB_WEBHOOK_SECRET}", "nope", content_type="application/json").json()[
             "error"
         ]["code"]
         == 4002
     )
-    time.sleep(2)
-    assert client.get(f"/api/task/{task_id}").json()["data"]["status"] == "processing"
+    assert sim.state()["calls"].get(outputs, 0) == asked, "refused webhooks wake nothing"
+    accepted = api.post(f"{hook}?token={settings.RUNNINGHUB_WEBHOOK_SECRET}", forged, format="json")
+    assert accepted.status_code == 200
+    # The worker took the webhook as a hint only: it asked RunningHub itself, heard "still running"
+    # and let the task go until the next poll.
+    wait_for(lambda: sim.state()["calls"].get(outputs, 0) == asked + 1, timeout=20, interval=0.05)
+    wait_for(lambda: Task.objects.filter(pk=task_id, lease_until__isnull=True).exists(), timeout=20, interval=0.05)
+    task = client.get(f"/api/task/{task_id}").json()["data"]
+    assert (task["status"], task["resultUrls"], task["errorMessage"]) == ("processing", [], None)
+    assert sim.state()["calls"].get("/cdn", 0) == 0 and sim.state()["calls"][outputs] == asked + 1
