@@ -1,3 +1,5 @@
+import uuid
+
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
@@ -5,6 +7,7 @@ from django.db import connection
 from accounts.models import User
 from accounts.tests.factories import make_member, make_user
 from quota.models import LedgerKind, QuotaLedger
+from quota.services import quota_compensate, quota_deduct, quota_refund
 
 pytestmark = pytest.mark.django_db
 
@@ -42,6 +45,16 @@ def test_adjust_quota_records_reason_and_actor(capsys) -> None:
 
 def test_reconcile_quota_ok(capsys) -> None:
     make_member(quota=3)
+    call_command("reconcile_quota")
+    assert "ok" in capsys.readouterr().out
+
+
+def test_reconcile_quota_counts_compensations_with_the_other_moves(capsys) -> None:
+    member, staff = make_member(quota=3), make_user(is_staff=True)
+    task_id = uuid.uuid4()
+    quota_deduct(user_id=member.pk, amount=1, task_id=task_id)
+    quota_refund(user_id=member.pk, amount=1, task_id=task_id, reason="失败退还")
+    quota_compensate(user_id=member.pk, amount=2, reason="致歉", actor=staff, task_id=task_id)
     call_command("reconcile_quota")
     assert "ok" in capsys.readouterr().out
 
