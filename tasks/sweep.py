@@ -215,13 +215,14 @@ def _sweep_once(*, dry_run: bool) -> SweepReport:
 
 def _requeue_overdue(now: datetime) -> int:
     """Active tasks whose next step is overdue and that no worker holds, except those past their
-    timeout (the next sweep fails them instead)."""
+    timeout (the next sweep fails them instead). A lapsed lease needs no grace: a live holder
+    renews it while its step runs (tasks/lifecycle.py), so its holder died mid-step."""
     with transaction.atomic():
         overdue = list(
             Task.objects.select_for_update(skip_locked=True)
             .active()
             .lease_free(now)
-            .filter(next_attempt_at__lt=now - REQUEUE_GRACE)
+            .filter(Q(next_attempt_at__lt=now - REQUEUE_GRACE) | Q(lease_until__isnull=False))
             .exclude(stuck_condition(now))
             .order_by("next_attempt_at")
             .values_list("id", "type")[:SWEEP_BATCH]

@@ -135,7 +135,8 @@ class CosRequestHandler(BaseHTTPRequestHandler):
         self._send(200, body, "application/xml", request_id=request_id, extra={"ETag": original.etag})
 
     def _control(self, request: Request) -> None:
-        """JSON control API: POST /_cos/moderation, /_cos/fault, /_cos/acl, /_cos/reset."""
+        """JSON control API: POST /_cos/moderation, /_cos/fault, /_cos/acl, /_cos/reset, and
+        /_cos/keys (the keys of a bucket, `{"bucket"?}` → `{"keys": [...]}`, unsigned)."""
         state = self.server.state
         try:
             payload = json.loads(request.body or b"{}")
@@ -156,6 +157,10 @@ class CosRequestHandler(BaseHTTPRequestHandler):
                 state.create_bucket(payload.get("bucket") or state.default_bucket, payload["acl"])
             elif action == "reset":
                 state.reset()
+            elif action == "keys":
+                keys = state.keys(payload.get("bucket") or state.default_bucket)
+                self._send(200, json.dumps({"keys": keys}).encode(), "application/json", request_id="control")
+                return
             else:
                 raise ValueError(f"unknown control action {action!r}")
         except (ValueError, KeyError, TypeError) as exc:

@@ -10,7 +10,8 @@
   `garbage` answers 200 with an HTML body that is not XML; `none` turns faults off.
 - `reset()` empties every bucket, makes it private, and clears verdicts and faults.
 
-The same knobs are reachable over HTTP at `/_cos/moderation`, `/_cos/fault`, `/_cos/acl`, `/_cos/reset`.
+The same knobs are reachable over HTTP at `/_cos/moderation`, `/_cos/fault`, `/_cos/acl`, `/_cos/reset`;
+`/_cos/keys` lists a bucket's keys.
 """
 
 from __future__ import annotations

@@ -13,11 +13,16 @@ Fault modes (fields of `SimSettings`, set on the command line or with `POST /_si
 - `legacy_pending`: pending tasks answer code 0 with the 804/813 `msg` strings.
 - `validation_error`: runs report `node_errors` in `promptTips`.
 - `webhook` (off: never call `webhookUrl`), `webhook_delay`, `webhook_retries`, `webhook_retry_interval`.
+- `chaos` (probability 0-1, with `chaos_seed`): each API call answers, with that probability, one of an
+  HTML 5xx page, truncated JSON, a slow answer (`chaos_slow` seconds) or, for a run, 421; and each new
+  job, with that probability, fails with 805, never finishes, or loses its webhook. What fired is
+  counted in `chaos` of the snapshot. The fault drills (`python -m drills chaos`) use it.
 
 Counts go down as they fire; checks run in the order 5xx, malformed, error code. An undecodable upload
 fails its task at the LoadImage node, and a cancelled task reads as failed. `snapshot()` (`GET /_sim/state`)
-shows the counters: calls per path, uploads, cancellations, webhook deliveries, request keys per path,
-the peak number of jobs queued or running at once (`peakBusy`) and the 421 answers given;
+shows the counters: calls per path, uploads, cancellations (and cancel requests per task id), webhook
+deliveries, request keys per path, the peak number of jobs queued or running at once (`peakBusy`) and
+the 421 answers given;
 `reset()` (`POST /_sim/reset`) restores the start-up settings and forgets everything else.
 """
 
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import random
 import secrets
 import threading
 import time
@@ -69,6 +75,9 @@ class SimSettings:
     image_node_id: str = "74"
     output_node_id: str = "136"
     output_count: int = 12
+    chaos: float = 0.0
+    chaos_seed: int = 0
+    chaos_slow: float = 3.0
 
 
 def merge_settings(settings: SimSettings, changes: dict[str, Any]) -> SimSettings:
@@ -115,6 +124,7 @@ class SimTask:
     webhook_url: str | None
     load_error: str = ""
     cancelled: bool = False
+    webhook_lost: bool = False
 
 
 @dataclass
@@ -129,6 +139,8 @@ class _State:
     # How many jobs were queued or running at once at most, and how many runs got 421.
     peak_busy: int = 0
     queue_full_answers: int = 0
+    cancel_requests: Counter[str] = field(default_factory=Counter)
+    chaos: Counter[str] = field(default_factory=Counter)
 
 
 class RunningHubSimulator:
@@ -142,6 +154,7 @@ class RunningHubSimulator:
         self._lock = threading.Lock()
         self._timers: list[threading.Timer] = []
         self._last_task_id = 0
+        self._chaos = random.Random(settings.chaos_seed)
 
     @property
     def settings(self) -> SimSettings:
@@ -156,6 +169,8 @@ class RunningHubSimulator:
     def configure(self, changes: dict[str, Any]) -> SimSettings:
         with self._lock:
             self._settings = merge_settings(self._settings, changes)
+            if "chaos_seed" in changes:
+                self._chaos.seed(self._settings.chaos_seed)
             return self._settings
 
     def reset(self) -> None:
@@ -191,6 +206,8 @@ class RunningHubSimulator:
                 "requestKeys": dict(self._state.request_keys),
                 "peakBusy": self._state.peak_busy,
                 "queueFullAnswers": self._state.queue_full_answers,
+                "cancelRequests": dict(self._state.cancel_requests),
+                "chaos": dict(self._state.chaos),
             }
 
     def handle_api(self, path: str, body: bytes, content_type: str) -> Answer:
@@ -198,8 +215,12 @@ class RunningHubSimulator:
             self._state.calls[path] += 1
             settings = self._settings
             fault = self._take_fault()
-        if settings.latency:
-            time.sleep(settings.latency)
+            delay = settings.latency
+            if fault is None and settings.chaos:
+                fault, slow = self._chaos_fault(path, settings)
+                delay += slow
+        if delay:
+            time.sleep(delay)
         if fault is not None:
             return fault
         if path == wire.UPLOAD_PATH:
@@ -257,6 +278,30 @@ class RunningHubSimulator:
             return wire.error(settings.error_code)
         return None
 
+    def _chaos_fault(self, path: str, settings: SimSettings) -> tuple[Answer | None, float]:
+        """With probability `chaos`, one fault for this call (under the lock): an answer, or a delay."""
+        if self._chaos.random() >= settings.chaos:
+            return None, 0.0
+        kinds = ["http_5xx", "malformed", "slow"] + (["queue_full"] if path == "/task/openapi/ai-app/run" else [])
+        kind = self._chaos.choice(kinds)
+        self._state.chaos[kind] += 1
+        if kind == "http_5xx":
+            return wire.gateway_error(HTTPStatus.BAD_GATEWAY), 0.0
+        if kind == "malformed":
+            return wire.truncated_json(), 0.0
+        if kind == "queue_full":
+            self._state.queue_full_answers += 1
+            return wire.error(421), 0.0
+        return None, settings.chaos_slow
+
+    def _chaos_job(self, settings: SimSettings) -> str:
+        """With probability `chaos`, what goes wrong with a new job (under the lock): "" for nothing."""
+        if not settings.chaos or self._chaos.random() >= settings.chaos:
+            return ""
+        kind = self._chaos.choice(["fail", "never_finish", "webhook_lost"])
+        self._state.chaos[kind] += 1
+        return kind
+
     def _upload(self, body: bytes, content_type: str) -> Answer:
         try:
             form = wire.parse_multipart(body, content_type)
@@ -311,6 +356,7 @@ class RunningHubSimulator:
                     self._settings = dataclasses.replace(settings, queue_full=settings.queue_full - 1)
                 self._state.queue_full_answers += 1
                 return wire.error(421)
+            job_fault = self._chaos_job(settings)
             task = SimTask(
                 task_id=self._new_task_id(),
                 client_id=secrets.token_hex(16),
@@ -318,17 +364,18 @@ class RunningHubSimulator:
                 created_at=now,
                 queue_time=settings.queue_time,
                 run_time=settings.run_time,
-                never_finish=settings.never_finish,
-                fail=settings.fail,
+                never_finish=settings.never_finish or job_fault == "never_finish",
+                fail=settings.fail or job_fault == "fail",
                 image_name=image_name,
                 prompt=prompt or "",
                 webhook_url=webhook_url or None,
                 load_error=load_error(self._state.uploads.get(image_name or "")),
+                webhook_lost=job_fault == "webhook_lost",
             )
             self._state.tasks[task.task_id] = task
             self._state.peak_busy = max(self._state.peak_busy, self._busy_count(now))
             wss_url = self._wss_url(task)
-        if task.webhook_url and settings.webhook and not task.never_finish:
+        if task.webhook_url and settings.webhook and not task.never_finish and not task.webhook_lost:
             self._schedule_webhook(task, settings)
         return wire.run_answer(
             task_id=task.task_id,
@@ -370,6 +417,7 @@ class RunningHubSimulator:
 
     def _cancel(self, payload: dict[str, Any]) -> Answer:
         with self._lock:
+            self._state.cancel_requests[str(payload.get("taskId"))] += 1
             task = self._state.tasks.get(str(payload.get("taskId")))
             if task is None:
                 return wire.error(423)

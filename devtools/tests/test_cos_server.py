@@ -272,3 +272,10 @@ def test_command_line_entry_serves_the_sdk() -> None:
     finally:
         process.terminate()
         process.wait(timeout=5)
+
+
+def test_the_control_api_lists_a_buckets_keys(cos: RunningCos) -> None:
+    cos.client().put_object(Bucket=cos.bucket, Body=product_jpeg(), Key="results/1/b.png")
+    cos.client().put_object(Bucket=cos.bucket, Body=product_jpeg(), Key="results/1/a.png")
+    answer = requests.post(f"{cos.endpoint_url}/_cos/keys", json={}).json()
+    assert answer == {"keys": ["results/1/a.png", "results/1/b.png"]}

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -368,3 +369,53 @@ def test_a_third_party_runninghub_client_works_against_the_simulator(sim: Simula
     assert requests.get(results[0].file_url, timeout=5).headers["Content-Type"] == "image/png"
     assert account.remain_coins == "99999" and account.api_type == "NORMAL"
     assert sim.state()["cancelled"] == [doomed.task_id]
+
+
+def test_chaos_faults_a_share_of_calls_and_jobs_reproducibly(sim: SimulatorHandle) -> None:
+    def outcomes() -> list[int | str]:
+        sim.reset()
+        sim.configure(chaos=0.5, chaos_seed=7, chaos_slow=0.0)
+        seen: list[int | str] = []
+        for _ in range(40):
+            response = requests.post(
+                sim.base_url + "/task/openapi/outputs", json={"apiKey": sim.api_key, "taskId": "1"}, timeout=5
+            )
+            try:
+                seen.append(response.json()["code"] if response.status_code == 200 else response.status_code)
+            except ValueError:
+                seen.append("malformed")
+        return seen
+
+    first = outcomes()
+    assert first == outcomes()  # the same seed, the same faults
+    fired = sim.state()["chaos"]
+    assert 0 < sum(fired.values()) < 40
+    assert {502, "malformed", 807} <= set(first)  # 807: no such task, the call itself went through
+
+
+def test_chaos_makes_some_jobs_fail_hang_or_lose_their_webhook(sim: SimulatorHandle) -> None:
+    file_name = upload(sim)["data"]["fileName"]
+    sim.configure(chaos=0.5, chaos_seed=3, chaos_slow=0.0, run_time=0.0)
+    jobs = []
+    for _ in range(40):
+        response = requests.post(
+            sim.base_url + "/task/openapi/ai-app/run",
+            json={
+                "apiKey": sim.api_key,
+                "webappId": WEBAPP_ID,
+                "nodeInfoList": [
+                    {"nodeId": "103", "fieldName": "text", "fieldValue": "p"},
+                    {"nodeId": "74", "fieldName": "image", "fieldValue": file_name},
+                ],
+            },
+            timeout=5,
+        )
+        if response.status_code == 200 and response.text.endswith("}") and response.json()["code"] == 0:
+            jobs.append(response.json()["data"]["taskId"])
+    sim.configure(chaos=0.0)
+    fired = sim.state()["chaos"]
+    job_faults = sum(fired.get(kind, 0) for kind in ("fail", "never_finish", "webhook_lost"))
+    assert 0 < job_faults < len(jobs)
+    assert fired.get("queue_full", 0) > 0  # runs may also be told the queue is full
+    codes = Counter(post(sim, "/task/openapi/outputs", {"apiKey": sim.api_key, "taskId": job})["code"] for job in jobs)
+    assert codes[805] == fired.get("fail", 0) and codes[804] == fired.get("never_finish", 0)

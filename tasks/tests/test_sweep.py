@@ -61,6 +61,22 @@ def test_sweep_requeues_work_whose_message_was_lost() -> None:
     assert queued.task_ids() == [str(created.task.pk)]
 
 
+def test_sweep_requeues_a_dead_workers_task_as_soon_as_its_lease_lapses() -> None:
+    """Fault drill worker_kill: a worker SIGKILLed mid-step leaves its lease to lapse (within
+    LEASE, 30 s) and its message unacknowledged. The task was due only seconds ago, within the
+    grace for lost messages, yet it is queued again at once; a task still held is not."""
+    now = timezone.now()
+    dead, held = make_task(make_member()), make_task(make_member())
+    Task.objects.filter(pk=dead.pk).update(next_attempt_at=now - timedelta(seconds=5), lease_until=now)
+    Task.objects.filter(pk=held.pk).update(
+        next_attempt_at=now - timedelta(minutes=5), lease_until=now + timedelta(seconds=20)
+    )
+    with broker() as queued:
+        assert tasks_sweep().requeued == 1
+    assert queued.task_ids() == [str(dead.pk)]
+    assert Task.objects.get(pk=dead.pk).lease_until is None
+
+
 def test_sweep_does_not_requeue_tasks_past_their_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     """Overdue work past its timeout is left for failing, not queued again. With no time to fail
     anything in this sweep, the timed-out task stays pending and must still not be queued."""

@@ -1,0 +1,1 @@
+"""Fault drills (issue 12): python -m drills [name]. See RELIABILITY.md."""
