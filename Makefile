@@ -10,7 +10,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run lock test lint typecheck audit pytest services browser node bench clean
+.PHONY: run lock test lint typecheck audit pytest services browser node wrk bench drills clean
 
 # Runtime and development packages at the versions of requirements.lock (one venv for run and test).
 $(STAMP): requirements.txt requirements-dev.txt requirements.lock
@@ -88,6 +88,11 @@ wrk:
 
 bench: $(STAMP) services wrk
 	$(BIN)/python -m bench
+
+## Fault drills (RELIABILITY.md): the whole system under crashes and outages, about 20 minutes;
+## each drill starts its own PostgreSQL cluster and redis-server. Not part of make test.
+drills: $(STAMP) services
+	$(BIN)/python -m drills
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

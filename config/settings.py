@@ -218,7 +218,12 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "store_processed": False,
     }
 else:
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    # Redis gives an unacknowledged message (a killed worker's) to another worker after this long.
+    # It must outlast the longest step (CELERY_TASK_TIME_LIMIT) plus the longest countdown a
+    # message waits out inside a worker (60 s of back-off), or live messages run twice (harmless,
+    # but wasted). A killed worker's task does not wait for it: its lease lapses within 30 s and
+    # the sweep queues it again (tasks/lifecycle.py LEASE, tasks/sweep.py).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 300 + 60 + 60}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
