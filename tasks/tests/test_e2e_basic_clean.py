@@ -67,7 +67,7 @@ def test_undecodable_input_fails_and_refunds(
     get_storage().save(key=uploaded["key"], data=b"not an image at all", content_type="image/png")
     created = post_create(client, {"type": "basic_clean", "inputImageUrl": uploaded["url"]})
     task = wait_for(task_status(client, created.json()["data"]["id"], "success", "failed"))
-    assert task["status"] == "failed" and task["quotaRefunded"] == 1
-    assert "图片" in task["errorMessage"]
+    assert (task["status"], task["failureCode"], task["quotaRefunded"]) == ("failed", "provider_failed", 1)
+    assert task["errorMessage"] == "图片无效: 仅支持 JPEG、PNG、WebP 图片", "the input check failed it, not the engine"
     assert balance(member) == 10
     assert quota_mismatches() == []

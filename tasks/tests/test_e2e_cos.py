@@ -3,7 +3,6 @@ local COS-compatible server."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +13,7 @@ from accounts.models import User
 from devtools.cos_testing import RunningCos
 from media.tests.factories import upload_photo
 from quota.models import LedgerKind, QuotaLedger
+from tasks.models import Task
 from tasks.tests.conftest import task_status, wait_for
 from tasks.tests.factories import post_create
 
@@ -72,8 +72,17 @@ def test_unreachable_audit_is_retried_never_passed(
     ci.set_fault("error", "moderation")
     client = client_for(member)
     task_id = order_basic_clean(client)
-    time.sleep(4)
-    assert client.get(f"/api/task/{task_id}").json()["data"]["status"] == "processing"
+
+    def between_failed_audits() -> bool:
+        task = Task.objects.filter(pk=task_id).values("transient_errors", "lease_until").get()
+        return task["transient_errors"] >= 2 and task["lease_until"] is None
+
+    # Twice the results were stored and the audit could not be reached; each time they went.
+    wait_for(between_failed_audits, timeout=30, interval=0.05)
+    assert _stored(ci, "results/") == [], "no unaudited result stays in the bucket during the outage"
+    task = client.get(f"/api/task/{task_id}").json()["data"]
+    assert (task["status"], task["resultUrls"]) == ("processing", [])
     ci.set_fault("none", "moderation")
     task = wait_for(task_status(client, task_id, "success", "failed"), timeout=30)
     assert task["status"] == "success", task
+    assert len(_stored(ci, "results/")) == 3
