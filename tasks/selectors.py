@@ -72,7 +72,11 @@ def task_list(
         cursor = Task.objects.filter(pk=after, user=user).values_list("created_at", flat=True).first()
         if cursor is None:
             raise errors.InvalidParams(fields={"after": ["不是你的任务"]})
-        queryset = queryset.filter(Q(created_at__lt=cursor) | Q(created_at=cursor, id__lt=after))
+        # The redundant `created_at <= cursor` is what the (user, -created_at) index can start its
+        # scan at; the OR alone is only a filter, read from the member's newest task on.
+        queryset = queryset.filter(
+            Q(created_at__lt=cursor) | Q(created_at=cursor, id__lt=after), created_at__lte=cursor
+        )
     if batch_id is not None:
         queryset = queryset.filter(batch_id=batch_id)
     # A batch holds at most 50 tasks: counting them is cheap; the rest comes from the counters.

@@ -4,6 +4,8 @@ history, and `after` pages through a deep history by keyset."""
 
 from __future__ import annotations
 
+import json
+import re
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -22,6 +24,7 @@ from core.tests.helpers import error_of
 from tasks.actions import task_cancel
 from tasks.counters import task_count, task_counter_mismatches, task_counters_rebuild
 from tasks.models import Task, TaskCounter, TaskStatus, TaskType
+from tasks.selectors import task_list
 from tasks.sweep import tasks_sweep
 from tasks.tests.factories import make_task
 
@@ -151,3 +154,19 @@ def test_reconcile_task_counters_reports_and_fixes_drift(capsys: pytest.CaptureF
     call_command("reconcile_task_counters", "--fix")
     assert task_counter_mismatches() == []
     assert task_count(user_id=owner.pk) == 5
+
+
+def test_a_deep_after_page_starts_its_index_scan_at_the_cursor() -> None:
+    """The keyset page reads from the cursor on through the (user, -created_at) index, not from
+    the member's newest task (which is what made a deep `after` page as slow as an offset)."""
+    owner = make_member(quota=5)
+    tasks = history(owner, 150)
+    with CaptureQueriesContext(connection) as captured:
+        task_list(user=owner, limit=20, offset=0, after=tasks[120].pk)
+    page_sql = captured.captured_queries[-1]["sql"]
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {page_sql}")
+        plan = json.dumps(cursor.fetchone()[0])
+    assert "task_user_recent" in plan
+    assert re.search(r'"Index Cond": "\(\(user_id = \d+\) AND \(created_at <= ', plan), plan
