@@ -16,6 +16,7 @@ from rest_framework.test import APIClient
 from accounts.models import User
 from accounts.tests.factories import balance, make_member
 from core.tests.helpers import error_of, race
+from media.storage import get_storage
 from media.tests.factories import upload_photo
 from quota.selectors import quota_mismatches
 from tasks.creation import TaskOrder, task_batch_create, task_create
@@ -60,7 +61,6 @@ def test_out_of_quota_is_1003_and_nothing_is_created(client_for: Client) -> None
         "",
         None,
         "http://testserver/media/uploads/1/../../etc/passwd",
-        "http://testserver/media/uploads/999/missing.png",
         "http://testserver/media/uploads/1/\u0000.png",
         "https://images.example.com:99999/x.png",
         "https://[::1/x.png",
@@ -97,6 +97,19 @@ def test_allowed_host_resolving_to_an_internal_address_is_4002(client_for: Clien
         response = post_create(client_for(member), {"type": "basic_clean", "inputImageUrl": INPUT_URL})
     assert error_of(response) == (400, 4002)
     assert balance(member) == 10
+
+
+def test_an_own_upload_that_is_not_in_storage_is_4002_before_any_charge(client_for: Client, member: User) -> None:
+    """A URL of the exact upload shape, the member's own, whose file is gone: the upload check
+    (media_require_upload) refuses it; the scheme rule never sees it (the URL is http)."""
+    uploaded = upload_photo(client_for(member))
+    key = get_storage().key_for_url(uploaded)
+    assert key is not None and uploaded.startswith("http://")
+    get_storage().delete(key=key)
+    response = post_create(client_for(member), {"type": "basic_clean", "inputImageUrl": uploaded})
+    assert error_of(response) == (400, 4002)
+    assert response.json()["error"]["fields"] == {"inputImageUrl": ["不存在"]}
+    assert balance(member) == 10 and not Task.objects.exists()
 
 
 def test_allowed_public_host_is_accepted(client_for: Client, member: User) -> None:
