@@ -30,6 +30,10 @@ def attempt(n: int, **meta: Any) -> int:
     response = APIClient().post(
         "/api/auth/login", {"username": f"guess{n}", "password": "wrong"}, format="json", **meta
     )
+    if response.status_code == 429:
+        # Every refusal says when to come back: within the minute of a per-minute rate.
+        assert 1 <= int(response["Retry-After"]) <= 60, response.headers
+        assert response.json()["error"]["code"] == 4029
     return int(response.status_code)
 
 

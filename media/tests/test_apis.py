@@ -11,6 +11,7 @@ from PIL import Image
 from rest_framework.test import APIClient
 
 from accounts.models import User
+from accounts.tests.factories import make_member
 from core.tests.helpers import error_of
 from media.tests.factories import upload
 from media.tests.images import product_photo
@@ -63,3 +64,18 @@ def test_upload_with_an_oversized_declared_body_is_refused_early(client_for: Cli
 
 def test_upload_needs_login(api: APIClient) -> None:
     assert error_of(upload(api, b"x")) == (401, 1001)
+
+
+def test_uploads_are_throttled_per_user(client_for: Client, member: User, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rest_framework.throttling import SimpleRateThrottle
+
+    monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", {**SimpleRateThrottle.THROTTLE_RATES, "upload": "2/min"})
+    other = make_member()
+    photo = product_photo()
+    mine = [upload(client_for(member), photo).status_code for _ in range(2)]
+    limited = upload(client_for(member), photo)
+    others = [upload(client_for(other), photo).status_code for _ in range(2)]
+    assert mine == [201, 201] and others == [201, 201], "one member's uploads do not use up another's"
+    assert error_of(limited) == (429, 4029)
+    assert 1 <= int(limited["Retry-After"]) <= 60
+    assert error_of(upload(client_for(other), photo)) == (429, 4029)

@@ -13,9 +13,11 @@ import pytest
 from rest_framework.test import APIClient
 
 from accounts.models import User
-from accounts.tests.factories import balance, make_user
+from accounts.tests.factories import balance, make_member, make_user
 from core.tests.helpers import error_of
+from media.tests.factories import upload_photo
 from quota.models import LedgerKind, QuotaLedger
+from tasks.models import Task
 from tasks.tests.factories import post_create
 
 pytestmark = pytest.mark.django_db
@@ -51,20 +53,30 @@ def test_create_needs_login(api: APIClient) -> None:
     assert error_of(post_create(api, {"type": "basic_clean"})) == (401, 1001)
 
 
-def test_create_is_throttled_per_user(client_for: Client, member: User, uploaded: str, settings: Any) -> None:
-    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK}
+def test_create_is_throttled_per_user(client_for: Client, member: User, uploaded: str) -> None:
     from rest_framework.throttling import SimpleRateThrottle
 
+    other = make_member()
+    others_upload = upload_photo(client_for(other))
     with mock.patch.object(
         SimpleRateThrottle, "THROTTLE_RATES", {**SimpleRateThrottle.THROTTLE_RATES, "task_create": "2/min"}
     ):
         client = client_for(member)
         body = {"type": "basic_clean", "inputImageUrl": uploaded}
-        statuses = [post_create(client, body).status_code for _ in range(3)]
-        assert statuses[:2] == [201, 201]
+        statuses = [post_create(client, body).status_code for _ in range(2)]
         limited = post_create(client, body)
+        # One member's limit does not touch another's: the other member orders twice all the same.
+        others = [
+            post_create(client_for(other), {"type": "basic_clean", "inputImageUrl": others_upload}).status_code
+            for _ in range(2)
+        ]
+        others_third = post_create(client_for(other), {"type": "basic_clean", "inputImageUrl": others_upload})
+    assert statuses == [201, 201]
     assert error_of(limited) == (429, 4029)
-    assert int(limited["Retry-After"]) >= 1
+    assert 1 <= int(limited["Retry-After"]) <= 60, "a 2/min window ends within the minute"
+    assert others == [201, 201]
+    assert error_of(others_third) == (429, 4029)
+    assert Task.objects.filter(user=member).count() == 2 and Task.objects.filter(user=other).count() == 2
 
 
 @pytest.mark.django_db(transaction=True)
