@@ -18,6 +18,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def embedded_env(var_dir: Path, **extra: str) -> dict[str, str]:
     env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/root"), "DJANGO_VAR_DIR": str(var_dir)}
+    # Under `make test` the processes' code counts toward the coverage (coverage's subprocess patch
+    # hands its configuration down in these variables); nothing else of the test's environment.
+    env.update({name: value for name, value in os.environ.items() if name.startswith("COVERAGE_")})
     env.update(extra)
     return env
 
