@@ -24,6 +24,7 @@ from tasks.counters import task_counter_mismatches
 from tasks.creation import task_create
 from tasks.lifecycle import member_message
 from tasks.models import FailureCode, Task, TaskCounter, TaskEvent, TaskStatus, TaskType
+from tasks.processing import task_advance
 from tasks.sweep import SweepReport, tasks_sweep
 from tasks.tests.factories import INPUT_URL, broker, make_stale_tasks, make_task, public_dns
 
@@ -227,21 +228,25 @@ def test_stale_basic_clean_processing_fails_set_based_with_its_own_code() -> Non
 
 @pytest.mark.parametrize("attempt", range(2))
 def test_sweeps_cancels_and_staff_racing_over_a_backlog_refund_each_task_once(attempt: int) -> None:
-    """Three sweeps, members cancelling and staff failing tasks of the same backlog, all at once:
-    every task fails once with one event and one refund, balances and counters stay right."""
+    """Three sweeps, workers picking up timed-out tasks, members cancelling and staff failing
+    tasks of the same backlog, all at once: every task fails once with one event and one refund,
+    balances and counters stay right."""
     tasks = stale_backlog(4, 5)
     staff = make_user(is_staff=True)
     picked = tasks[::3]
-    results = race(
-        tasks_sweep,
-        tasks_sweep,
-        tasks_sweep,
-        *[lambda t=t: task_cancel(task_id=t.pk, user=t.user) for t in picked[: len(picked) // 2]],
-        *[
-            lambda t=t: task_update_status(task_id=t.pk, status=TaskStatus.FAILED, actor=staff)
-            for t in picked[len(picked) // 2 :]
-        ],
-    )
+    # Patched once around the race: the patches are process-wide, the threads share them.
+    with broker():
+        results = race(
+            tasks_sweep,
+            tasks_sweep,
+            tasks_sweep,
+            *[lambda t=t: task_advance(task_id=t.pk, token=None) for t in tasks[1::3]],
+            *[lambda t=t: task_cancel(task_id=t.pk, user=t.user) for t in picked[: len(picked) // 2]],
+            *[
+                lambda t=t: task_update_status(task_id=t.pk, status=TaskStatus.FAILED, actor=staff)
+                for t in picked[len(picked) // 2 :]
+            ],
+        )
     assert not [r for r in results if isinstance(r, Exception) and getattr(r, "code", None) != 4005], results
     ids = [t.pk for t in tasks]
     assert Task.objects.filter(pk__in=ids, status=TaskStatus.FAILED).count() == len(tasks)
