@@ -224,6 +224,9 @@ else:
     # but wasted). A killed worker's task does not wait for it: its lease lapses within 30 s and
     # the sweep queues it again (tasks/lifecycle.py LEASE, tasks/sweep.py).
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 300 + 60 + 60}
+    if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+        # Kombu's Redis transport, repaired so a worker outlives a broker outage (config/broker.py).
+        CELERY_BROKER_TRANSPORT = "config.broker:Transport"
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
