@@ -16,7 +16,7 @@ from django.utils.text import format_lazy
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from accounts.forms import COMPENSATE, QuotaChangeForm
+from accounts.forms import COMPENSATE, AdminLoginForm, QuotaChangeForm
 from accounts.models import User
 from core.admin import ReadOnlyAdminMixin, task_admin_link, to_the_second
 from quota.models import QuotaLedger
@@ -200,6 +200,7 @@ class UserAdmin(DjangoUserAdmin):
         return TemplateResponse(request, "admin/accounts/user/quota_form.html", context)
 
 
+admin.site.login_form = AdminLoginForm
 admin.site.site_header = _("照片任务 · 客服后台")
 admin.site.site_title = _("客服后台")
 admin.site.index_title = _("客服控制台")

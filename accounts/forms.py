@@ -1,10 +1,17 @@
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from django import forms
+from django.conf import settings
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
+from rest_framework.throttling import BaseThrottle
 
+from accounts.lockout import admin_login_attempt, admin_login_succeeded
 from accounts.models import User
 from core.errors import ApplicationError
 from core.exceptions import current_language
@@ -60,9 +67,10 @@ class QuotaChangeForm(forms.Form):
             data["days"] = None
         if operation != COMPENSATE:
             data["task"] = None
-        elif data.get("task") and not QuotaLedger.objects.filter(
-            user=self.user, task_id=data["task"], kind=LedgerKind.DEDUCT
-        ).exists():
+        elif (
+            data.get("task")
+            and not QuotaLedger.objects.filter(user=self.user, task_id=data["task"], kind=LedgerKind.DEDUCT).exists()
+        ):
             self.add_error("task", _("该会员没有这个被扣费的任务"))
         return data
 
@@ -72,7 +80,9 @@ class QuotaChangeForm(forms.Form):
         reason, user_id = data["reason"].strip(), self.user.pk
         try:
             if data["operation"] == GRANT:
-                return quota_grant(user_id=user_id, amount=data["amount"], days=data["days"], reason=reason, actor=actor)
+                return quota_grant(
+                    user_id=user_id, amount=data["amount"], days=data["days"], reason=reason, actor=actor
+                )
             if data["operation"] == COMPENSATE:
                 return quota_compensate(
                     user_id=user_id, amount=data["amount"], reason=reason, actor=actor, task_id=data["task"]
@@ -82,3 +92,36 @@ class QuotaChangeForm(forms.Form):
             self.add_error(None, error.message(current_language()))
             return None
 
+
+class AdminLoginForm(AdminAuthenticationForm):
+    """The admin's login form with the lockout of accounts.lockout, and the staff password rules
+    checked again on the password typed: a member made staff keeps a password chosen under the
+    member rules, and this is the one place where the password itself is seen."""
+
+    def clean(self) -> dict[str, Any]:
+        username, password = self.cleaned_data.get("username"), self.cleaned_data.get("password")
+        if username is None or not password or self.request is None:
+            return super().clean()
+        # The client address as the API's throttles see it, through TRUSTED_PROXIES.
+        address = BaseThrottle().get_ident(self.request)  # type: ignore[arg-type]
+        if not admin_login_attempt(username=username, address=address):
+            minutes = math.ceil(settings.ADMIN_LOGIN_LOCKOUT_SECONDS / 60)
+            raise ValidationError(
+                f"Too many failed logins. Try again in {minutes} minutes."
+                if current_language() == "en"
+                else f"登录失败次数过多,请 {minutes} 分钟后再试。",
+                code="locked",
+            )
+        cleaned = super().clean()
+        admin_login_succeeded(username=username, address=address)
+        try:
+            validate_password(password, self.user_cache)
+        except ValidationError as weak:
+            self.user_cache = None
+            raise ValidationError(
+                "Your password does not meet the staff password rules; ask a superuser to set a new one."
+                if current_language() == "en"
+                else "密码不符合员工密码要求,请联系超级管理员重设密码。",
+                code="weak_password",
+            ) from weak
+        return cleaned

@@ -35,3 +35,7 @@ class RefreshIn(serializers.Serializer[Any]):
 class TokenPairOut(serializers.Serializer[Any]):
     token = serializers.CharField()
     refresh = serializers.CharField()
+
+
+class LogoutOut(serializers.Serializer[Any]):
+    loggedOut = serializers.BooleanField()

@@ -355,7 +355,14 @@ SIMPLE_JWT = {
     "BLACKLIST_AFTER_ROTATION": True,
     "UPDATE_LAST_LOGIN": True,
     "SIGNING_KEY": SECRET_KEY,
+    # Every token carries a fingerprint of the password hash: a password change refuses them all.
+    "CHECK_REVOKE_TOKEN": True,
 }
+# /admin/login/ locks an account after this many wrong passwords (and a client address after the
+# second number, whatever accounts it tries) until the lockout time from the first has passed.
+ADMIN_LOGIN_MAX_FAILURES = _positive_int("ADMIN_LOGIN_MAX_FAILURES", 5)
+ADMIN_LOGIN_MAX_FAILURES_PER_ADDRESS = _positive_int("ADMIN_LOGIN_MAX_FAILURES_PER_ADDRESS", 20)
+ADMIN_LOGIN_LOCKOUT_SECONDS = _positive_int("ADMIN_LOGIN_LOCKOUT_SECONDS", 900)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Photo task service API",
     "DESCRIPTION": "AI photo jobs for e-commerce sellers. Every answer is wrapped in the success/error envelope.",
@@ -397,8 +404,12 @@ MEDIA_URL = "/media/"
 MEDIA_ROOT = VAR_DIR / "media"
 
 AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    # Staff and superusers open the admin console: 12 characters at least.
+    {"NAME": "accounts.validators.StaffMinimumLengthValidator", "OPTIONS": {"min_length": 12}},
 ]
 
 # --- Operations: logs, metrics, error tracking, CORS -----------------------------------------------

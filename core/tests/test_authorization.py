@@ -85,6 +85,10 @@ EXPECTED: dict[tuple[str, str], Case] = {
     ("auth-refresh", "POST"): Case(
         everyone(OK), body=lambda w: {"refresh": str(RefreshToken.for_user(w.users[MEMBER]))}
     ),
+    # The refresh token is the proof (README, Security model: tokens); no login is needed.
+    ("auth-logout", "POST"): Case(
+        everyone(OK), body=lambda w: {"refresh": str(RefreshToken.for_user(w.users[MEMBER]))}
+    ),
     ("auth-me", "GET"): Case(signed_in(OK)),
     ("quota-list", "GET"): Case(signed_in(OK)),
     # Uploading needs a login, not a membership (ordering a job does).
