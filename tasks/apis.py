@@ -50,6 +50,15 @@ IDEMPOTENCY_KEY = OpenApiParameter(
     required=False,
     description="Repeating a request with the same key and body within 24 h answers with the first task",
 )
+# What ordering can answer, for a single task or a batch.
+ORDER_ERRORS = (
+    errors.InvalidTaskType,
+    errors.InvalidParams,
+    errors.MembershipRequired,
+    errors.QuotaInsufficient,
+    errors.IdempotencyConflict,
+    errors.RateLimited,
+)
 TASK_ID = OpenApiParameter("task_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
 
 
@@ -81,15 +90,7 @@ class TaskViewSet(viewsets.ViewSet):
         parameters=[IDEMPOTENCY_KEY],
         responses={
             201: TaskOut,
-            **error_responses(
-                *AUTHENTICATED,
-                errors.InvalidTaskType,
-                errors.InvalidParams,
-                errors.MembershipRequired,
-                errors.QuotaInsufficient,
-                errors.IdempotencyConflict,
-                errors.RateLimited,
-            ),
+            **error_responses(*AUTHENTICATED, *ORDER_ERRORS),
         },
     )
     def create(self, request: Request) -> Response:
@@ -157,15 +158,7 @@ class TaskViewSet(viewsets.ViewSet):
         parameters=[IDEMPOTENCY_KEY],
         responses={
             201: TaskBatchOut,
-            **error_responses(
-                *AUTHENTICATED,
-                errors.InvalidTaskType,
-                errors.InvalidParams,
-                errors.MembershipRequired,
-                errors.QuotaInsufficient,
-                errors.IdempotencyConflict,
-                errors.RateLimited,
-            ),
+            **error_responses(*AUTHENTICATED, *ORDER_ERRORS),
         },
     )
     @action(detail=False, methods=["post"])
