@@ -5,21 +5,36 @@ records what is queued."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings as django_settings
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import User
+from aimodel.models import PromptTemplate
 from devtools.cos_testing import RunningCos
 from devtools.testing import SimulatorHandle
+from media.storage import get_storage
 from media.tests.factories import upload_photo
+from media.tests.images import product_photo
 from quota.models import LedgerKind, QuotaLedger
+from quota.selectors import quota_mismatches
+from tasks.actions import task_cancel
 from tasks.creation import task_create
-from tasks.models import FailureCode, Task, TaskStatus, TaskType
+from tasks.models import FailureCode, Task, TaskEvent, TaskStatus, TaskType
 from tasks.processing import MAX_TRANSIENT_ERRORS, QUEUE_FULL_BACKOFF_STEPS, task_advance
-from tasks.tests.factories import broker, make_stale_tasks
+from tasks.queue import CANCEL_VENDOR_TASK
+from tasks.sweep import tasks_sweep
+from tasks.tests.conftest import wait_for
+from tasks.tests.factories import INPUT_URL, Broker, broker, make_stale_tasks, public_dns
 
 pytestmark = pytest.mark.django_db
 
@@ -28,6 +43,11 @@ Client = Callable[[User], APIClient]
 
 def results_in(cos: RunningCos) -> list[str]:
     return [key for key in cos.keys() if key.startswith("results/")]  # noqa: SIM118 (a server handle, not a dict)
+
+
+def stored_results() -> list[Path]:
+    root = Path(django_settings.MEDIA_ROOT) / "results"
+    return [path for path in root.rglob("*") if path.is_file()] if root.exists() else []
 
 
 def refunds(task: Task) -> int:
@@ -134,3 +154,366 @@ def test_results_are_deleted_while_the_audit_cannot_be_reached(
     next_attempt(task)
     assert (task.status, task.audit) == (TaskStatus.SUCCESS, "passed")
     assert len(results_in(cos_storage)) == 3
+
+
+# --- model_pose12 at RunningHub: helpers ---------------------------------------------------------
+
+
+def step(task: Task) -> Broker:
+    """Run the task's next step as its queued message would; what it queued."""
+    with broker() as queued:
+        task_advance(task_id=task.pk, token=None)
+    task.refresh_from_db()
+    return queued
+
+
+def submitted(sim: SimulatorHandle, member: User, uploaded: str, **sim_settings: Any) -> Task:
+    """A model_pose12 task RunningHub has accepted (its first step run)."""
+    sim.configure(webhook=False, **sim_settings)
+    task = order(member, TaskType.MODEL_POSE12, uploaded)
+    step(task)
+    assert task.status == TaskStatus.PROCESSING and task.vendor_task_id, task.error_message
+    return task
+
+
+def failed_with(task: Task, code: FailureCode, message: str) -> None:
+    task.refresh_from_db()
+    assert (task.status, task.failure_code, task.error_message) == (TaskStatus.FAILED, code, message)
+    assert task.result_urls == [] and refunds(task) == 1
+    assert quota_mismatches() == []
+
+
+def started_ago(task: Task, settings: Any, *, timeouts: float) -> None:
+    """Move the task's start `timeouts` processing timeouts into the past."""
+    settings.TASK_PROCESSING_TIMEOUT = 600
+    started = timezone.now() - timedelta(seconds=600 * timeouts)
+    Task.objects.filter(pk=task.pk).update(started_at=started)
+
+
+# --- the sweep's last look at RunningHub -------------------------------------------------------
+
+
+@pytest.mark.usefixtures("prompt_templates")
+def test_the_sweep_collects_a_job_that_finished_by_the_processing_timeout(
+    sim: SimulatorHandle, member: User, uploaded: str, settings: Any
+) -> None:
+    task = submitted(sim, member, uploaded, run_time=0)
+    started_ago(task, settings, timeouts=1.5)
+    with broker() as queued:
+        report = tasks_sweep()
+    assert report.failed_processing == 0
+    assert queued.task_ids() == [str(task.pk)], "the finished job is collected now"
+    task.refresh_from_db()
+    assert task.status == TaskStatus.PROCESSING
+    step(task)
+    assert (task.status, len(task.result_urls), refunds(task)) == (TaskStatus.SUCCESS, 12, 0)
+
+
+@pytest.mark.usefixtures("prompt_templates")
+def test_past_twice_the_timeout_even_a_finished_job_fails_and_is_cancelled(
+    sim: SimulatorHandle,
+    member: User,
+    uploaded: str,
+    settings: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    task = submitted(sim, member, uploaded, run_time=0)
+    started_ago(task, settings, timeouts=2.1)
+    with broker() as queued, django_capture_on_commit_callbacks(execute=True):
+        assert tasks_sweep().failed_processing == 1
+    failed_with(task, FailureCode.PROCESSING_TIMEOUT, "处理超时")
+    assert (CANCEL_VENDOR_TASK, (task.vendor_task_id,)) in [(name, args) for name, args, _ in queued.sent]
+    assert queued.task_ids() == [], "nothing is collected"
+
+
+@pytest.mark.usefixtures("prompt_templates")
+def test_a_runninghub_error_at_the_last_look_fails_the_timed_out_task(
+    sim: SimulatorHandle, member: User, uploaded: str, settings: Any
+) -> None:
+    task = submitted(sim, member, uploaded, run_time=0)
+    started_ago(task, settings, timeouts=1.5)
+    sim.configure(http_5xx=1)
+    with broker() as queued:
+        assert tasks_sweep().failed_processing == 1
+    failed_with(task, FailureCode.PROCESSING_TIMEOUT, "处理超时")
+    assert queued.task_ids() == []
+    assert sim.state()["calls"]["/task/openapi/outputs"] == 1, "the one last look was made"
+
+
+@pytest.mark.usefixtures("prompt_templates")
+def test_a_job_still_running_at_the_timeout_fails(
+    sim: SimulatorHandle, member: User, uploaded: str, settings: Any
+) -> None:
+    task = submitted(sim, member, uploaded, never_finish=True)
+    started_ago(task, settings, timeouts=1.2)
+    with broker():
+        assert tasks_sweep().failed_processing == 1
+    failed_with(task, FailureCode.PROCESSING_TIMEOUT, "处理超时")
+
+
+# --- submitting ----------------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("prompt_templates")
+def test_a_final_runninghub_error_at_submit_fails_and_refunds(
+    sim: SimulatorHandle, member: User, uploaded: str
+) -> None:
+    sim.configure(validation_error=True, webhook=False)
+    task = order(member, TaskType.MODEL_POSE12, uploaded)
+    queued = step(task)
+    failed_with(task, FailureCode.PROVIDER_FAILED, "生成失败,请稍后重试")
+    assert queued.task_ids() == []
+    assert TaskEvent.objects.filter(task=task, to_status=TaskStatus.FAILED).get().reason.startswith("生成失败")
+
+
+def test_a_missing_prompt_template_fails_at_once_with_a_refund(
+    sim: SimulatorHandle, member: User, uploaded: str
+) -> None:
+    PromptTemplate.objects.all().delete()
+    task = order(member, TaskType.MODEL_POSE12, uploaded)
+    step(task)
+    failed_with(task, FailureCode.PROVIDER_FAILED, "暂不支持该场景和品类")
+    assert sim.state()["calls"].get("/task/openapi/ai-app/run", 0) == 0, "nothing was sent to RunningHub"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("ending", ["cancelled", "timed out"])
+def test_a_task_ended_while_submitting_cancels_the_job_runninghub_just_created(
+    sim: SimulatorHandle, member: User, uploaded: str, prompt_templates: None, settings: Any, ending: str
+) -> None:
+    # Every RunningHub answer takes a second: the task ends while the run request is in flight.
+    sim.configure(latency=1.0, webhook=False, never_finish=True)
+    task = order(member, TaskType.MODEL_POSE12, uploaded)
+    with broker() as queued:
+        worker = threading.Thread(target=task_advance, kwargs={"task_id": task.pk, "token": None})
+        worker.start()
+        wait_for(lambda: sim.state()["calls"].get("/task/openapi/ai-app/run", 0) == 1, timeout=10, interval=0.02)
+        if ending == "cancelled":
+            task_cancel(task_id=task.pk, user=member)
+        else:
+            settings.TASK_PENDING_TIMEOUT = 60
+            Task.objects.filter(pk=task.pk).update(created_at=timezone.now() - timedelta(minutes=5))
+            assert tasks_sweep().failed_pending == 1
+        worker.join(timeout=20)
+    assert not worker.is_alive()
+    state = sim.state()
+    assert len(state["cancelled"]) == 1, ("the job RunningHub had just created was cancelled", state["calls"])
+    task.refresh_from_db()
+    assert (task.status, task.vendor_task_id, refunds(task)) == (TaskStatus.FAILED, "", 1)
+    assert queued.task_ids() == [], "no poll is scheduled for it"
+
+
+# --- collecting ----------------------------------------------------------------------------------
+
+
+class Cdn:
+    """A loopback stand-in for RunningHub's file server: every path answers `status` with `body`."""
+
+    def __init__(self) -> None:
+        self.status, self.body, self.requests = 200, b"", 0
+        cdn = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                cdn.requests += 1
+                self.send_response(cdn.status)
+                self.send_header("Content-Type", "image/png")
+                self.send_header("Content-Length", str(len(cdn.body)))
+                self.end_headers()
+                self.wfile.write(cdn.body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def cdn(sim: SimulatorHandle) -> Iterator[Cdn]:
+    """RunningHub's /outputs name files on this server instead of the simulator's."""
+    server = Cdn()
+    sim.configure(public_url=server.url)
+    yield server
+    server.server.shutdown()
+    server.server.server_close()
+
+
+@pytest.mark.usefixtures("prompt_templates")
+def test_a_final_error_from_outputs_fails_the_task(sim: SimulatorHandle, member: User, uploaded: str) -> None:
+    task = submitted(sim, member, uploaded, run_time=0)
+    sim.configure(error_code=1000, error_count=1)
+    step(task)
+    failed_with(task, FailureCode.PROVIDER_FAILED, "生成失败,请稍后重试")
+
+
+@pytest.mark.usefixtures("prompt_templates")
+def test_success_without_files_is_not_yet_done_and_times_out(
+    sim: SimulatorHandle, member: User, uploaded: str, settings: Any
+) -> None:
+    """A finished pose12 run always saves files: an empty list means they are not there yet, so the
+    task keeps polling (nothing is downloaded) until the processing timeout fails it."""
+    task = submitted(sim, member, uploaded, run_time=0, output_count=0)
+    for _ in range(2):
+        assert step(task).task_ids() == [str(task.pk)], "polled again"
+        assert (task.status, task.stage, task.transient_errors) == (TaskStatus.PROCESSING, "submitted", 0)
+    assert sim.state()["calls"].get("/cdn", 0) == 0
+    started_ago(task, settings, timeouts=1.2)
+    with broker():
+        assert tasks_sweep().failed_processing == 1
+    failed_with(task, FailureCode.PROCESSING_TIMEOUT, "处理超时")
+
+
+@pytest.mark.usefixtures("prompt_templates")
+def test_a_transient_download_failure_is_retried(
+    sim: SimulatorHandle, cdn: Cdn, member: User, uploaded: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    task = submitted(sim, member, uploaded, run_time=0)
+    cdn.status = 503
+    step_is_retried(task, caplog, "结果下载失败")
+    cdn.status, cdn.body = 200, product_photo()
+    next_attempt(task)
+    assert (task.status, len(task.result_urls)) == (TaskStatus.SUCCESS, 12)
+
+
+@pytest.mark.usefixtures("prompt_templates")
+@pytest.mark.parametrize(
+    "status,body,message",
+    [
+        (404, b"", "生成失败,请稍后重试"),
+        (200, b"\x89PNG\r\n\x1a\n but not really", "图片无效: 仅支持 JPEG、PNG、WebP 图片"),
+    ],
+    ids=["gone", "corrupt"],
+)
+def test_a_permanent_download_failure_or_a_corrupt_image_fails_the_task(
+    sim: SimulatorHandle, cdn: Cdn, member: User, uploaded: str, status: int, body: bytes, message: str
+) -> None:
+    task = submitted(sim, member, uploaded, run_time=0)
+    cdn.status, cdn.body = status, body
+    step(task)
+    failed_with(task, FailureCode.PROVIDER_FAILED, message)
+    assert stored_results() == [], "nothing was stored"
+
+
+@pytest.mark.usefixtures("prompt_templates")
+def test_a_processing_task_without_a_vendor_id_fails(sim: SimulatorHandle, member: User, uploaded: str) -> None:
+    task = submitted(sim, member, uploaded, never_finish=True)
+    Task.objects.filter(pk=task.pk).update(vendor_task_id="")
+    step(task)
+    failed_with(task, FailureCode.PROVIDER_FAILED, "生成失败,请稍后重试")
+
+
+# --- the input photo at run time -----------------------------------------------------------------
+
+
+def ordered_from_the_web(member: User) -> Task:
+    with public_dns(), broker():
+        return task_create(user=member, task_type=TaskType.BASIC_CLEAN, input_image_url=INPUT_URL, params={}).task
+
+
+def test_an_input_url_that_cannot_be_reached_now_is_retried(
+    member: User, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    task = ordered_from_the_web(member)
+
+    def refused(sock: socket.socket, address: Any) -> None:
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    monkeypatch.setattr(socket.socket, "connect", refused)
+    with public_dns():
+        step_is_retried(task, caplog, "输入图片下载失败")
+
+
+def test_an_input_url_whose_host_is_gone_fails_for_good(member: User, monkeypatch: pytest.MonkeyPatch) -> None:
+    task = ordered_from_the_web(member)
+
+    def unknown(*args: Any, **kwargs: Any) -> Any:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", unknown)
+    step(task)
+    failed_with(task, FailureCode.PROVIDER_FAILED, "输入图片无法下载")
+
+
+def test_an_upload_deleted_before_the_run_fails_the_task(member: User, uploaded: str) -> None:
+    task = order(member, TaskType.BASIC_CLEAN, uploaded)
+    get_storage().delete(key=str(get_storage().key_for_url(uploaded)))
+    step(task)
+    failed_with(task, FailureCode.PROVIDER_FAILED, "输入图片不存在")
+
+
+def test_unreadable_storage_is_retried(
+    cos_storage: RunningCos, member: User, client_for: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    task = order(member, TaskType.BASIC_CLEAN, upload_photo(client_for(member)))
+    cos_storage.set_fault("error")
+    step_is_retried(task, caplog, "读取输入图片失败")
+    cos_storage.set_fault("none")
+    next_attempt(task)
+    assert task.status == TaskStatus.SUCCESS
+
+
+# --- a cancel racing a running worker ------------------------------------------------------------
+
+
+@pytest.fixture
+def held_audit(cos_storage: RunningCos, settings: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The CI audit (on the COS server) waits, once results are stored, until the test lets it go;
+    `fail` makes the audit it lets go answer with an error."""
+    settings.AUDIT_BACKEND = "tencent_ci"
+    reached, proceed = threading.Event(), threading.Event()
+    control = type("Held", (), {"reached": reached, "proceed": proceed, "fail": False})()
+    original = cos_storage.state.moderation_for
+
+    def held(key: str) -> Any:
+        reached.set()
+        proceed.wait(timeout=20)
+        if control.fail:
+            raise RuntimeError("moderation broke")
+        return original(key)
+
+    monkeypatch.setattr(cos_storage.state, "moderation_for", held)
+    yield control
+    proceed.set()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cancel_while_the_worker_audits_deletes_the_stored_results(
+    held_audit: Any, cos_storage: RunningCos, member: User, client_for: Client
+) -> None:
+    task = order(member, TaskType.BASIC_CLEAN, upload_photo(client_for(member)))
+    with broker() as queued:
+        worker = threading.Thread(target=task_advance, kwargs={"task_id": task.pk, "token": None})
+        worker.start()
+        assert held_audit.reached.wait(timeout=20)
+        assert len(results_in(cos_storage)) == 3, "the results are stored, waiting for the audit"
+        task_cancel(task_id=task.pk, user=member)
+        held_audit.proceed.set()
+        worker.join(timeout=20)
+    task.refresh_from_db()
+    assert (task.status, task.failure_code, task.result_urls) == (TaskStatus.FAILED, FailureCode.CANCELLED, [])
+    assert results_in(cos_storage) == [], "nobody will see them: they are deleted"
+    assert refunds(task) == 1 and queued.task_ids() == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_that_lost_its_lease_does_not_reschedule(
+    held_audit: Any, cos_storage: RunningCos, member: User, client_for: Client
+) -> None:
+    task = order(member, TaskType.BASIC_CLEAN, upload_photo(client_for(member)))
+    with broker() as queued:
+        worker = threading.Thread(target=task_advance, kwargs={"task_id": task.pk, "token": None})
+        worker.start()
+        assert held_audit.reached.wait(timeout=20)
+        # Another worker took the task over (its lease expired while this one waited).
+        takeover = timezone.now() + timedelta(minutes=5)
+        Task.objects.filter(pk=task.pk).update(lease_until=takeover, next_attempt_at=takeover)
+        held_audit.fail = True
+        held_audit.proceed.set()
+        worker.join(timeout=20)
+    task.refresh_from_db()
+    assert (task.status, task.lease_until, task.next_attempt_at) == (TaskStatus.PROCESSING, takeover, takeover)
+    assert task.transient_errors == 0, "the stale worker counted no error on a task it no longer holds"
+    assert queued.task_ids() == [], "and scheduled nothing"
+    assert results_in(cos_storage) == []
