@@ -36,6 +36,32 @@ def client(sim: SimulatorHandle) -> RunningHubClient:
     return RunningHubClient(base_url=sim.base_url, api_key=sim.api_key, read_timeout=5)
 
 
+class SimClock:
+    """The simulator's clock, stopped: its jobs move from queued to running to finished only when
+    the test advances it, however slow the machine (the simulator runs in this process)."""
+
+    def __init__(self) -> None:
+        self.now = time.monotonic()
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(time, name)
+
+
+@pytest.fixture
+def clock(sim: SimulatorHandle, monkeypatch: pytest.MonkeyPatch) -> SimClock:
+    import devtools.runninghub_sim.state as sim_state
+
+    stopped = SimClock()
+    monkeypatch.setattr(sim_state, "time", stopped)
+    return stopped
+
+
 def photo_png(color: tuple[int, int, int] = (180, 40, 60)) -> bytes:
     image = Image.new("RGB", (240, 320), color)
     image.paste((20, 120, 200), (30, 40, 120, 200))
@@ -73,13 +99,14 @@ def test_upload_returns_the_file_name_for_the_load_image_node(client: RunningHub
 
 
 def test_a_task_is_pending_while_running_then_succeeds_with_twelve_real_pngs(
-    client: RunningHubClient, sim: SimulatorHandle
+    client: RunningHubClient, sim: SimulatorHandle, clock: SimClock
 ) -> None:
     task_id = start_task(client)
 
     assert len(task_id) == 19 and task_id.isdigit()
-    assert client.outputs(task_id=task_id) == TaskOutcome(state=OutcomeState.PENDING)
-    outcome = wait_for(client, task_id)
+    assert client.outputs(task_id=task_id) == TaskOutcome(state=OutcomeState.PENDING, running=True)
+    clock.advance(2 * RUN_TIME)
+    outcome = client.outputs(task_id=task_id)
 
     assert outcome.state is OutcomeState.SUCCESS
     assert len(outcome.outputs) == 12
@@ -108,20 +135,25 @@ def test_a_queued_task_is_pending(client: RunningHubClient, sim: SimulatorHandle
     assert sim.state()["tasks"][0]["status"] == "QUEUED"
 
 
-def test_pending_shown_as_code_zero_is_still_pending(client: RunningHubClient, sim: SimulatorHandle) -> None:
+def test_pending_shown_as_code_zero_is_still_pending(
+    client: RunningHubClient, sim: SimulatorHandle, clock: SimClock
+) -> None:
     sim.configure(legacy_pending=True, queue_time=0.3)
     task_id = start_task(client)
 
-    assert client.outputs(task_id=task_id).state is OutcomeState.PENDING
-    time.sleep(0.35)
-    assert client.outputs(task_id=task_id).state is OutcomeState.PENDING
-    assert wait_for(client, task_id).state is OutcomeState.SUCCESS
+    assert client.outputs(task_id=task_id) == TaskOutcome(state=OutcomeState.PENDING, running=False)
+    clock.advance(0.31)
+    assert client.outputs(task_id=task_id) == TaskOutcome(state=OutcomeState.PENDING, running=True)
+    clock.advance(2 * RUN_TIME)
+    assert client.outputs(task_id=task_id).state is OutcomeState.SUCCESS
 
 
-def test_a_task_that_never_finishes_stays_pending(client: RunningHubClient, sim: SimulatorHandle) -> None:
+def test_a_task_that_never_finishes_stays_pending(
+    client: RunningHubClient, sim: SimulatorHandle, clock: SimClock
+) -> None:
     sim.configure(never_finish=True)
     task_id = start_task(client)
-    time.sleep(RUN_TIME + 0.1)
+    clock.advance(3600)
 
     assert client.outputs(task_id=task_id).state is OutcomeState.PENDING
 
@@ -139,13 +171,16 @@ def test_a_failed_task_has_a_readable_reason_without_the_traceback(
     assert "File " not in outcome.failed_reason and "execution.py" not in outcome.failed_reason
 
 
-def test_one_task_can_be_made_to_fail_after_it_started(client: RunningHubClient, sim: SimulatorHandle) -> None:
+def test_one_task_can_be_made_to_fail_after_it_started(
+    client: RunningHubClient, sim: SimulatorHandle, clock: SimClock
+) -> None:
     doomed = start_task(client)
     healthy = start_task(client)
     sim.configure(fail_tasks=[doomed])
+    clock.advance(2 * RUN_TIME)
 
-    assert wait_for(client, doomed).state is OutcomeState.FAILED
-    assert wait_for(client, healthy).state is OutcomeState.SUCCESS
+    assert client.outputs(task_id=doomed).state is OutcomeState.FAILED
+    assert client.outputs(task_id=healthy).state is OutcomeState.SUCCESS
 
 
 def test_an_input_that_is_not_an_image_fails_in_the_load_image_node(
@@ -173,14 +208,14 @@ def test_a_full_queue_is_reported_as_queue_full_and_clears(client: RunningHubCli
 
 
 def test_the_concurrency_limit_answers_queue_full_until_a_slot_frees(
-    client: RunningHubClient, sim: SimulatorHandle
+    client: RunningHubClient, sim: SimulatorHandle, clock: SimClock
 ) -> None:
     sim.configure(concurrency=1)
-    first = start_task(client)
+    start_task(client)
 
     with pytest.raises(RunningHubQueueFull):
         start_task(client)
-    wait_for(client, first)
+    clock.advance(2 * RUN_TIME)
     assert start_task(client).isdigit()
 
 
