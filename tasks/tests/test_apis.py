@@ -17,8 +17,8 @@ from accounts.tests.factories import balance, make_member, make_user
 from core.tests.helpers import error_of
 from media.tests.factories import upload_photo
 from quota.models import LedgerKind, QuotaLedger
-from tasks.models import Task
-from tasks.tests.factories import post_create
+from tasks.models import Task, TaskType
+from tasks.tests.factories import broker, make_task, post_create
 
 pytestmark = pytest.mark.django_db
 
@@ -107,3 +107,24 @@ def test_status_update_is_staff_only(client_for: Client, member: User, own_task:
         404,
         4004,
     )
+
+
+@pytest.mark.parametrize("known", ["unknown", "finished"])
+def test_a_webhook_for_an_unknown_or_finished_task_is_received_and_wakes_nothing(
+    api: APIClient, member: User, settings: Any, known: str
+) -> None:
+    vendor_id = "1900000000000000042"
+    if known == "finished":
+        done = make_task(member, "success", task_type=TaskType.MODEL_POSE12, vendor_task_id=vendor_id)
+    body = {"taskId": vendor_id, "eventData": '{"code": 0, "data": []}'}
+    with broker() as queued:
+        response = api.post(f"/api/webhooks/runninghub?token={settings.RUNNINGHUB_WEBHOOK_SECRET}", body, format="json")
+    assert response.status_code == 200 and response.json()["data"] == {"received": True}
+    assert queued.sent == []
+    if known == "finished":
+        done_after = Task.objects.get(pk=done.pk)
+        assert (done_after.status, done_after.result_urls, done_after.updated_at) == (
+            "success",
+            done.result_urls,
+            done.updated_at,
+        )

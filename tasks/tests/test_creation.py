@@ -112,6 +112,19 @@ def test_an_own_upload_that_is_not_in_storage_is_4002_before_any_charge(client_f
     assert balance(member) == 10 and not Task.objects.exists()
 
 
+def test_an_allowed_host_that_does_not_resolve_is_4002_before_any_charge(client_for: Client, member: User) -> None:
+    import socket
+    from unittest import mock
+
+    def unknown(*args: Any, **kwargs: Any) -> Any:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    with mock.patch("socket.getaddrinfo", side_effect=unknown):
+        response = post_create(client_for(member), {"type": "basic_clean", "inputImageUrl": INPUT_URL})
+    assert error_of(response) == (400, 4002)
+    assert balance(member) == 10 and not Task.objects.exists()
+
+
 def test_allowed_public_host_is_accepted(client_for: Client, member: User) -> None:
     with public_dns():
         response = post_create(client_for(member), {"type": "basic_clean", "inputImageUrl": INPUT_URL})
