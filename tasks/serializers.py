@@ -183,7 +183,9 @@ class TaskListIn(serializers.Serializer[Any]):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         # A query string's blank value would otherwise be dropped silently: `?status=` is refused.
-        blank = {name: ["不能为空"] for name in ("status", "type") if self.initial_data.get(name) == ""}
+        blank = {
+            name: ["不能为空"] for name in ("status", "type", "batchId", "after") if self.initial_data.get(name) == ""
+        }
         if blank:
             raise serializers.ValidationError(blank)
         return attrs

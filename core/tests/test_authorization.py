@@ -10,13 +10,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Group
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.models import User
-from accounts.tests.factories import PASSWORD, make_member, make_user
+from accounts.tests.factories import PASSWORD, make_member, make_user, support_group
 from core.tests.routes import api_routes
 from media.tests.images import product_photo
 
@@ -37,6 +36,7 @@ CREATED: Outcome = (201, None)
 BAD_PARAMS: Outcome = (400, 4002)
 NOT_LOGGED_IN: Outcome = (401, 1001)
 FORBIDDEN: Outcome = (403, 4003)
+WRONG_STATE: Outcome = (409, 4005)
 
 
 def everyone(outcome: Outcome) -> dict[str, Outcome]:
@@ -102,9 +102,16 @@ EXPECTED: dict[tuple[str, str], Case] = {
         {**signed_in(FORBIDDEN), MEMBER: CREATED, OTHER_MEMBER: BAD_PARAMS},
         body=new_task,
     ),
+    ("task-batch", "POST"): Case(
+        {**signed_in(FORBIDDEN), MEMBER: CREATED, OTHER_MEMBER: BAD_PARAMS},
+        body=lambda w: {"items": [new_task(w), new_task(w)]},
+    ),
     ("task-list", "GET"): Case(signed_in(OK)),
     ("task-detail", "GET"): Case(owner_only(OK), path=task_path),
     ("task-cancel", "POST"): Case(owner_only(OK), path=task_path),
+    # The world's task is pending: only its owner gets as far as the state check.
+    ("task-retry", "POST"): Case(owner_only(WRONG_STATE), path=task_path),
+    ("task-archive", "GET"): Case(owner_only(WRONG_STATE), path=task_path),
     ("task-set-status", "PUT"): Case(
         {**signed_in(FORBIDDEN), SUPPORT: OK, SUPERUSER: OK},
         path=task_path,
@@ -141,7 +148,7 @@ def client_of(user: User | None) -> APIClient:
 def world(settings: Any) -> World:
     settings.RUNNINGHUB_WEBHOOK_SECRET = "test-webhook-secret"
     support = make_user(is_staff=True)
-    support.groups.add(Group.objects.get(name="support"))
+    support.groups.add(support_group())
     users = {
         MEMBER: make_member(),
         OTHER_MEMBER: make_member(),
