@@ -7,8 +7,9 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 import requests
@@ -408,3 +409,173 @@ def test_webhook_parsing_accepts_a_numeric_task_id() -> None:
 def test_webhook_parsing_rejects_malformed_bodies(body: bytes) -> None:
     with pytest.raises(ValueError):
         parse_webhook(body)
+
+
+# --- odd answers: a loopback server that answers what each test scripts -------------------------
+
+
+class _Scripted(BaseHTTPRequestHandler):
+    answers: list[tuple[int, bytes]]
+    paths: list[str]
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.paths.append(self.path)
+        status, body = self.answers.pop(0) if self.answers else (200, b'{"code": 0, "msg": "success"}')
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+
+@pytest.fixture
+def scripted() -> Iterator[Callable[..., tuple[RunningHubClient, list[str]]]]:
+    """A client of a server that answers each request with the next of `answers` (JSON values or
+    raw bytes); returns the client and the paths it was asked."""
+    servers: list[ThreadingHTTPServer] = []
+
+    def make(*answers: object) -> tuple[RunningHubClient, list[str]]:
+        handler = type(
+            "Handler",
+            (_Scripted,),
+            {
+                "answers": [(200, a if isinstance(a, bytes) else json.dumps(a).encode()) for a in answers],
+                "paths": [],
+            },
+        )
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        client = RunningHubClient(base_url=f"http://127.0.0.1:{server.server_address[1]}", api_key="k", read_timeout=5)
+        return client, handler.paths
+
+    yield make
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+FILE = {"fileUrl": "https://cdn.example.com/a.png", "fileType": "png", "nodeId": "136", "taskCostTime": "41"}
+
+
+def test_a_code_zero_sent_as_a_string_is_success(scripted: Any) -> None:
+    client, _ = scripted({"code": "0", "msg": "success", "data": [FILE]})
+    outcome = client.outputs(task_id="1900000000000000001")
+    assert outcome.state is OutcomeState.SUCCESS
+    assert outcome.outputs[0].url == FILE["fileUrl"] and outcome.outputs[0].cost_time == 41.0
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        [1, 2],
+        "success",
+        {"msg": "success", "data": [FILE]},
+        {"code": True, "data": [FILE]},
+        {"code": "zero", "data": [FILE]},
+        {"code": 0, "data": {"fileUrl": FILE["fileUrl"]}},
+        {"code": 0, "data": [5]},
+        {"code": 0, "data": [{"fileType": "png"}]},
+        {"code": 0, "data": [{"fileUrl": "ftp://cdn.example.com/a.png"}]},
+        b"<html>maintenance</html>",
+    ],
+    ids=[
+        "json-array",
+        "json-string",
+        "no-code",
+        "boolean-code",
+        "word-code",
+        "data-object",
+        "item-not-object",
+        "item-without-url",
+        "item-not-http",
+        "html",
+    ],
+)
+def test_an_answer_the_client_cannot_read_is_transient(scripted: Any, answer: object) -> None:
+    client, _ = scripted(answer)
+    with pytest.raises(RunningHubTransientError) as raised:
+        client.outputs(task_id="1900000000000000001")
+    assert not isinstance(raised.value, RunningHubQueueFull)
+
+
+@pytest.mark.parametrize(
+    ("answer", "running"),
+    [
+        ({"code": 0, "msg": "success", "data": []}, False),
+        ({"code": 0, "msg": "success", "data": None}, False),
+        ({"code": 0, "msg": "APIKEY_TASK_IS_RUNNING", "data": [FILE]}, True),
+        ({"code": 0, "msg": "APIKEY_TASK_IS_QUEUED", "data": None}, False),
+        ({"code": 813, "msg": "APIKEY_TASK_IS_QUEUED", "data": None}, False),
+    ],
+    ids=["empty-list", "null", "legacy-running", "legacy-queued", "queued"],
+)
+def test_answers_that_mean_not_yet_are_pending(scripted: Any, answer: object, running: bool) -> None:
+    client, _ = scripted(answer)
+    assert client.outputs(task_id="1900000000000000001") == TaskOutcome(state=OutcomeState.PENDING, running=running)
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        ({"failedReason": "CUDA error: device-side assert"}, "CUDA error: device-side assert"),
+        ({"failedReason": {"node_name": "KSampler", "exception_message": "oom"}}, "KSampler: oom"),
+        ({"failedReason": json.dumps({"node_name": "LoadImage"})}, "LoadImage"),
+        ({"failedReason": "{}"}, "RunningHub task failed"),
+        ({"failedReason": ""}, "RunningHub task failed"),
+        (None, "RunningHub task failed"),
+        ({"failedReason": 7}, "RunningHub task failed"),
+    ],
+    ids=["plain-text", "object", "json-text", "empty-object", "empty", "no-data", "number"],
+)
+def test_a_failed_reason_in_any_shape_is_read(scripted: Any, data: object, reason: str) -> None:
+    client, _ = scripted({"code": 805, "msg": "APIKEY_TASK_FAILED", "data": data})
+    outcome = client.outputs(task_id="1900000000000000001")
+    assert (outcome.state, outcome.failed_reason) == (OutcomeState.FAILED, reason)
+
+
+@pytest.mark.parametrize("data", [{}, {"fileName": ""}, {"fileName": 5}, None, ["api/a.png"]])
+def test_an_upload_answer_without_a_file_name_is_transient(scripted: Any, data: object) -> None:
+    client, _ = scripted({"code": 0, "msg": "success", "data": data})
+    with pytest.raises(RunningHubTransientError, match="no fileName"):
+        client.upload_image(data=b"x", filename="a.png", content_type="image/png")
+
+
+@pytest.mark.parametrize(
+    ("data", "error"),
+    [
+        (None, "no data object"),
+        ({"taskStatus": "RUNNING"}, "no usable taskId"),
+        ({"taskId": "12ab"}, "no usable taskId"),
+        ({"taskId": True}, "no usable taskId"),
+    ],
+)
+def test_a_run_answer_without_a_task_id_is_transient(scripted: Any, data: object, error: str) -> None:
+    client, _ = scripted({"code": 0, "msg": "success", "data": data})
+    with pytest.raises(RunningHubTransientError, match=error):
+        client.run_app(webapp_id=WEBAPP_ID, node_info_list=nodes("api/a.png"))
+
+
+def test_a_run_answer_with_a_numeric_task_id_and_unreadable_tips_is_accepted(scripted: Any) -> None:
+    client, paths = scripted({"code": 0, "data": {"taskId": 1900000000000000007, "promptTips": "not json"}})
+    assert client.run_app(webapp_id=WEBAPP_ID, node_info_list=nodes("api/a.png")) == "1900000000000000007"
+    assert paths == ["/task/openapi/ai-app/run"], "nothing was cancelled"
+
+
+def test_node_errors_cancel_the_created_task_even_if_the_cancel_fails(scripted: Any) -> None:
+    tips = json.dumps({"node_errors": {"74": "bad image"}})
+    client, paths = scripted({"code": 0, "data": {"taskId": "1900000000000000008", "promptTips": tips}}, b"nope")
+    with pytest.raises(RunningHubFinalError, match="workflow validation failed"):
+        client.run_app(webapp_id=WEBAPP_ID, node_info_list=nodes("api/a.png"))
+    assert paths == ["/task/openapi/ai-app/run", "/task/openapi/cancel"]
+
+
+def test_cancel_of_a_task_runninghub_does_not_know_is_no_error(scripted: Any) -> None:
+    client, _ = scripted({"code": 807, "msg": "APIKEY_TASK_NOT_FOUND"}, {"code": 301, "msg": "PARAMS_INVALID"})
+    client.cancel(task_id="1900000000000000009")
+    with pytest.raises(RunningHubFinalError):
+        client.cancel(task_id="1900000000000000009")
