@@ -130,3 +130,111 @@ def test_audit_unavailable_when_nothing_listens() -> None:
     stopped.stop()
     with pytest.raises(AuditUnavailable, match="could not reach"):
         audit_image_tencent_ci(key="results/a.jpg", client=client, bucket=stopped.bucket, biz_type="")
+
+
+# --- CI answers the local server does not give: a stand-in for the SDK client (the network edge) ---
+
+
+class StubCos:
+    """Answers the four SDK calls basic_clean and the audit make, as each test scripts them."""
+
+    def __init__(self, *, put: object = None, get: object = None, moderation: object = None) -> None:
+        self.put, self.get, self.moderation = put, get, moderation
+        self.deleted: list[str] = []
+        self.puts: list[str] = []
+
+    @staticmethod
+    def _answer(scripted: object, default: object) -> object:
+        if isinstance(scripted, BaseException):
+            raise scripted
+        return default if scripted is None else scripted
+
+    def ci_put_object(self, *, Bucket: str, Body: bytes, Key: str, ContentType: str, PicOperations: str) -> object:
+        self.puts.append(Key)
+        import json
+
+        result_key = json.loads(PicOperations)["rules"][0]["fileid"].lstrip("/")
+        return {}, self._answer(self.put, {"ProcessResults": {"Object": {"Key": result_key}}})
+
+    def get_object(self, *, Bucket: str, Key: str) -> object:
+        body = self._answer(self.get, product_photo("PNG"))
+
+        class Stream:
+            def get_stream(self, chunk_size: int) -> list[bytes]:
+                return [body]  # type: ignore[list-item]
+
+        return {"Body": Stream()}
+
+    def delete_object(self, *, Bucket: str, Key: str) -> None:
+        self.deleted.append(Key)
+
+    def get_object_sensitive_content_recognition(self, *, Bucket: str, Key: str, BizType: str) -> object:
+        return self._answer(self.moderation, {})
+
+
+def gif() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(out, format="GIF")
+    return out.getvalue()
+
+
+def clean(stub: StubCos, image: bytes | None = None) -> TencentCiError:
+    with pytest.raises(TencentCiError) as caught:
+        basic_clean_tencent_ci(image=image or product_photo(), work_prefix="work/s", client=stub, bucket="b")  # type: ignore[arg-type]
+    return caught.value
+
+
+def test_basic_clean_refuses_a_format_ci_does_not_take_before_sending_it() -> None:
+    stub = StubCos()
+    error = clean(stub, gif())
+    assert error.transient is False and "not GIF" in str(error)
+    assert stub.puts == []
+
+
+def test_an_answer_that_is_not_xml_is_transient_and_the_work_files_go(cos: RunningCos) -> None:
+    cos.set_fault("garbage")
+    with pytest.raises(TencentCiError) as caught:
+        basic_clean_tencent_ci(image=product_photo(), work_prefix="work/g", client=cos.client(), bucket=cos.bucket)
+    assert caught.value.transient is True and "not XML" in str(caught.value)
+    cos.set_fault("none")
+    assert cos.keys() == []
+
+
+@pytest.mark.parametrize("answer", [{}, {"ProcessResults": {}}, {"ProcessResults": {"Object": {"Key": "other"}}}])
+def test_an_answer_without_the_processed_object_is_transient(answer: object) -> None:
+    stub = StubCos(put=answer)
+    error = clean(stub)
+    assert error.transient is True and "did not report" in str(error)
+    assert sorted(stub.deleted) == sorted(
+        ["work/s/source.jpg", "work/s/cutout.png", "work/s/white.jpg", "work/s/enhanced.jpg"]
+    )
+
+
+@pytest.mark.parametrize(("status", "transient"), [(503, True), (404, False)])
+def test_a_failed_result_download_is_transient_only_for_server_faults(status: int, transient: bool) -> None:
+    from qcloud_cos.cos_exception import CosServiceError
+
+    stub = StubCos(get=CosServiceError("GET", {"code": "Oops", "message": "m"}, status))
+    error = clean(stub)
+    assert error.transient is transient and f"HTTP {status}" in str(error)
+
+
+def test_a_corrupt_cut_out_is_transient() -> None:
+    error = clean(StubCos(get=b"\x89PNG\r\n\x1a\n truncated"))
+    assert error.transient is True and "cut-out that is not an image" in str(error)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"State": "Success", "Code": "Success"},
+        {"State": "Success", "Code": "Success", "Result": "maybe"},
+        {"State": "Success", "Code": "Success", "Result": "7"},
+        {"State": "Success", "Code": "Success", "Result": "0", "Score": "high"},
+        {"State": "Success", "Code": "ImageTooLarge", "Result": "0"},
+    ],
+    ids=["no-result", "word-result", "unknown-result", "word-score", "error-code"],
+)
+def test_a_moderation_answer_without_a_usable_result_is_no_verdict(answer: object) -> None:
+    with pytest.raises(AuditUnavailable):
+        audit_image_tencent_ci(key="results/x.jpg", client=StubCos(moderation=answer), bucket="b", biz_type="")  # type: ignore[arg-type]
