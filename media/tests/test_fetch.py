@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from datetime import UTC
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from unittest import mock
@@ -586,3 +587,163 @@ def test_a_clean_user_url_downloads_through_the_pinned_address(dns: FakeDns) -> 
     with exchanges(FakeAnswer(200)) as opened:
         assert fetch(f"https://{USER_HOST}/p.png", user_url=True) == PHOTO
     assert opened.call_args.kwargs["address"] == PUBLIC
+
+
+# --- the pinned TLS connection against a real TLS server on loopback ------------------------------
+
+
+def _certificate_authority() -> tuple[Any, Any]:
+    from datetime import datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "photo tests CA")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(hours=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return key, cert
+
+
+def _server_certificate(ca_key: Any, ca_cert: Any, host: str) -> tuple[bytes, bytes]:
+    """(certificate PEM, key PEM) for `host`, signed by the CA."""
+    from datetime import datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(hours=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+class TlsOrigin:
+    """An HTTPS server on 127.0.0.1 presenting a certificate for `cert_host`; records the SNI names
+    the clients sent and the requests that got through the handshake."""
+
+    def __init__(self, tmp_path: Any, ca: tuple[Any, Any], cert_host: str) -> None:
+        import ssl
+
+        cert_pem, key_pem = _server_certificate(*ca, cert_host)
+        (tmp_path / "server.pem").write_bytes(cert_pem + key_pem)
+        self.sni: list[str | None] = []
+        self.requests: list[str] = []
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(tmp_path / "server.pem")
+        context.sni_callback = lambda sock, name, ctx: self.sni.append(name)  # type: ignore[assignment,misc]
+        origin = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                origin.requests.append(f"{self.headers['Host']} {self.path}")
+                self.send_response(200)
+                self.send_header("Content-Type", "image/png")
+                self.send_header("Content-Length", str(len(PHOTO)))
+                self.end_headers()
+                self.wfile.write(PHOTO)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                pass  # a refused handshake is what some tests want
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def trusted_ca(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any]:
+    """A CA made for the test, and fetch trusting it (certifi's bundle path, at the edge)."""
+    from cryptography.hazmat.primitives import serialization
+
+    ca = _certificate_authority()
+    bundle = tmp_path / "ca.pem"
+    bundle.write_bytes(ca[1].public_bytes(serialization.Encoding.PEM))
+    monkeypatch.setattr("certifi.where", lambda: str(bundle))
+    return ca
+
+
+@pytest.fixture
+def tls_origin(tmp_path: Any, trusted_ca: tuple[Any, Any], dns: FakeDns) -> Iterator[Any]:
+    """Start an origin with a certificate for the given host name; PROVIDER_HOST resolves to it."""
+    started: list[TlsOrigin] = []
+
+    def start(cert_host: str) -> TlsOrigin:
+        folder = tmp_path / f"origin{len(started)}"
+        folder.mkdir()
+        started.append(TlsOrigin(folder, trusted_ca, cert_host))
+        dns.answer(PROVIDER_HOST, "127.0.0.1")
+        return started[-1]
+
+    yield start
+    for origin in started:
+        origin.close()
+
+
+def test_tls_sends_the_host_name_and_accepts_its_certificate_on_the_pinned_address(
+    tls_origin: Any, provider_on_loopback: None, connects: list[Any]
+) -> None:
+    origin = tls_origin(PROVIDER_HOST)
+    assert fetch(f"https://{PROVIDER_HOST}:{origin.port}/r/1.png", user_url=False) == PHOTO
+    assert origin.sni == [PROVIDER_HOST], "SNI names the URL's host, not the address connected to"
+    assert origin.requests == [f"{PROVIDER_HOST}:{origin.port} /r/1.png"]
+    assert connects == [("127.0.0.1", origin.port)]
+
+
+def test_a_certificate_for_another_name_is_refused(tls_origin: Any, provider_on_loopback: None) -> None:
+    origin = tls_origin("other.example.org")
+    with pytest.raises(FetchError) as caught:
+        fetch(f"https://{PROVIDER_HOST}:{origin.port}/r/1.png", user_url=False)
+    assert caught.value.transient is True
+    assert origin.sni == [PROVIDER_HOST] and origin.requests == [], "nothing was asked over that connection"
+
+
+def test_a_certificate_from_an_untrusted_authority_is_refused(
+    tls_origin: Any, provider_on_loopback: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import certifi.core
+
+    origin = tls_origin(PROVIDER_HOST)
+    # certifi's own bundle again: the test's CA is in no real trust store.
+    monkeypatch.setattr("certifi.where", certifi.core.where)
+    with pytest.raises(FetchError):
+        fetch(f"https://{PROVIDER_HOST}:{origin.port}/r/1.png", user_url=False)
+    assert origin.requests == []
