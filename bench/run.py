@@ -185,7 +185,11 @@ def run(*, root: Path, environment: dict[str, str]) -> int:
 
     def serve(app: str, label: str) -> Gunicorn:
         server = Gunicorn(root=root, environment=app_environment, log=folder / f"{label}.log", app=app)
-        server.wait_ready(path="/api/task/create", ok=(401, 405))
+        try:
+            server.wait_ready(path="/api/task/create", ok=(401, 405))
+        except BaseException:
+            server.stop()  # never leave a server behind when it did not come up
+            raise
         return server
 
     def create_load(server: Gunicorn, name: str) -> load.Result:
