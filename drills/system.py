@@ -19,6 +19,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -328,16 +329,16 @@ class System:
 
         self._wait(ready, process.name, timeout)
 
-    def sim(self, method: str, path: str, payload: dict[str, object] | None = None) -> dict[str, object]:
+    def sim(self, method: str, path: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
         response = requests.request(method, f"{self.sim_url}{path}", json=payload, timeout=10)
         response.raise_for_status()
-        answer: dict[str, object] = response.json()
+        answer: dict[str, Any] = response.json()
         return answer
 
-    def cos(self, action: str, payload: dict[str, object]) -> dict[str, object]:
+    def cos(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
         response = requests.post(f"{self.cos_url}/_cos/{action}", json=payload, timeout=10)
         response.raise_for_status()
-        answer: dict[str, object] = response.json()
+        answer: dict[str, Any] = response.json()
         return answer
 
     def stop(self, *, keep: bool = False) -> None:

@@ -144,7 +144,9 @@ def judge(
     if refunded_successes:
         verdict.problems.append(f"{refunded_successes} successful tasks were refunded")
     costs = dict(tasks.values_list("id", "cost"))
-    wrong_amount = [task_id for task_id, delta in refunds.values_list("task_id", "delta") if delta != costs.get(task_id)]
+    wrong_amount = [
+        task_id for task_id, delta in refunds.values_list("task_id", "delta") if task_id and delta != costs.get(task_id)
+    ]
     if wrong_amount:
         verdict.problems.append(f"refunds of the wrong amount: {wrong_amount[:5]}")
 
