@@ -139,9 +139,9 @@ MIDDLEWARE = [
     "core.observability.RequestLogMiddleware",
     "core.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "corsheaders.middleware.CorsMiddleware",
     # The admin's own static files, compressed and hashed, without a proxy in front (SPEC §8).
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "core.middleware.RefuseUnstorableText",
