@@ -31,6 +31,16 @@ def task_counters_add(*, deltas: Iterable[tuple[CounterKey, int]]) -> None:
     if not rows:
         return
     table = TaskCounter._meta.db_table
+    if connection.vendor != "postgresql":
+        # The embedded default's SQLite has no arrays: one VALUES row per counter instead.
+        values = ", ".join(["(%s, %s, %s, %s)"] * len(rows))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} (user_id, status, type, n) VALUES {values} "  # noqa: S608 - ours
+                "ON CONFLICT (user_id, status, type) DO UPDATE SET n = n + excluded.n",
+                [value for (user_id, status, task_type), n in rows for value in (user_id, status, task_type, n)],
+            )
+        return
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} (user_id, status, type, n) "  # noqa: S608 - the table name is ours
