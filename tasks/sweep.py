@@ -23,7 +23,7 @@ from tasks.counters import task_counters_add
 from tasks.creation import IDEMPOTENCY_TTL
 from tasks.dispatch import pose12_dispatch
 from tasks.events import tasks_failed_in_bulk_event, tasks_swept_event
-from tasks.lifecycle import member_message
+from tasks.lifecycle import member_message, task_fail
 from tasks.models import (
     FailureCode,
     IdempotencyKey,
@@ -140,6 +140,13 @@ def _cancel_all(vendor_task_ids: list[str]) -> None:
 
 def _fail_all(*, stale: TaskQuerySet, from_status: TaskStatus, age: str, code: FailureCode, deadline: float) -> int:
     """Batch after batch, oldest first, until nothing is left or the time budget is spent."""
+    if connection.vendor != "postgresql":
+        # The embedded default's SQLite has none of the set-based statements' PostgreSQL features
+        # (arrays, data-modifying WITH); its few tasks are failed one by one through the lifecycle.
+        return sum(
+            task_fail(task_id=pk, code=code, from_statuses=(from_status,)) is not None
+            for pk in _oldest_first(stale.order_by(age), deadline)
+        )
     failed = 0
     while time.monotonic() < deadline:
         batch = _fail_batch(stale=stale, from_status=from_status, age=age, code=code)
