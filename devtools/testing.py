@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from devtools.runninghub_sim import SimSettings, SimulatorServer, merge_settings
+from devtools.runninghub_sim import state as sim_state
 
 
 class SimulatorHandle:
@@ -93,3 +95,33 @@ def running_simulator(**settings: Any) -> Iterator[SimulatorHandle]:
         yield handle
     finally:
         handle.stop()
+
+
+class StoppedClock:
+    """The clock of a simulator running in this process, stopped: its jobs move from queued to
+    running to finished only when the test calls `advance`, however slow the machine."""
+
+    def __init__(self) -> None:
+        self.now = time.monotonic()
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+@contextmanager
+def stopped_clock() -> Iterator[StoppedClock]:
+    """Stop the in-process simulator's clock for the duration (timers such as webhook deliveries
+    still run on real time)."""
+    clock = StoppedClock()
+    real = sim_state.time
+    sim_state.time = clock  # type: ignore[assignment]
+    try:
+        yield clock
+    finally:
+        sim_state.time = real

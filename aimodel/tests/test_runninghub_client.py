@@ -26,7 +26,7 @@ from aimodel.runninghub import (
     parse_webhook,
 )
 from conftest import SIM_RUN_TIME
-from devtools.testing import SimulatorHandle
+from devtools.testing import SimulatorHandle, StoppedClock, stopped_clock
 
 RUN_TIME = SIM_RUN_TIME
 WEBAPP_ID = "1937084629516193794"
@@ -37,30 +37,11 @@ def client(sim: SimulatorHandle) -> RunningHubClient:
     return RunningHubClient(base_url=sim.base_url, api_key=sim.api_key, read_timeout=5)
 
 
-class SimClock:
-    """The simulator's clock, stopped: its jobs move from queued to running to finished only when
-    the test advances it, however slow the machine (the simulator runs in this process)."""
-
-    def __init__(self) -> None:
-        self.now = time.monotonic()
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(time, name)
-
-
 @pytest.fixture
-def clock(sim: SimulatorHandle, monkeypatch: pytest.MonkeyPatch) -> SimClock:
-    import devtools.runninghub_sim.state as sim_state
-
-    stopped = SimClock()
-    monkeypatch.setattr(sim_state, "time", stopped)
-    return stopped
+def clock(sim: SimulatorHandle) -> Iterator[StoppedClock]:
+    """The simulator's clock stopped: its jobs move on only when the test advances it."""
+    with stopped_clock() as stopped:
+        yield stopped
 
 
 def photo_png(color: tuple[int, int, int] = (180, 40, 60)) -> bytes:
@@ -100,7 +81,7 @@ def test_upload_returns_the_file_name_for_the_load_image_node(client: RunningHub
 
 
 def test_a_task_is_pending_while_running_then_succeeds_with_twelve_real_pngs(
-    client: RunningHubClient, sim: SimulatorHandle, clock: SimClock
+    client: RunningHubClient, sim: SimulatorHandle, clock: StoppedClock
 ) -> None:
     task_id = start_task(client)
 
@@ -137,7 +118,7 @@ def test_a_queued_task_is_pending(client: RunningHubClient, sim: SimulatorHandle
 
 
 def test_pending_shown_as_code_zero_is_still_pending(
-    client: RunningHubClient, sim: SimulatorHandle, clock: SimClock
+    client: RunningHubClient, sim: SimulatorHandle, clock: StoppedClock
 ) -> None:
     sim.configure(legacy_pending=True, queue_time=0.3)
     task_id = start_task(client)
@@ -150,7 +131,7 @@ def test_pending_shown_as_code_zero_is_still_pending(
 
 
 def test_a_task_that_never_finishes_stays_pending(
-    client: RunningHubClient, sim: SimulatorHandle, clock: SimClock
+    client: RunningHubClient, sim: SimulatorHandle, clock: StoppedClock
 ) -> None:
     sim.configure(never_finish=True)
     task_id = start_task(client)
@@ -173,7 +154,7 @@ def test_a_failed_task_has_a_readable_reason_without_the_traceback(
 
 
 def test_one_task_can_be_made_to_fail_after_it_started(
-    client: RunningHubClient, sim: SimulatorHandle, clock: SimClock
+    client: RunningHubClient, sim: SimulatorHandle, clock: StoppedClock
 ) -> None:
     doomed = start_task(client)
     healthy = start_task(client)
@@ -209,7 +190,7 @@ def test_a_full_queue_is_reported_as_queue_full_and_clears(client: RunningHubCli
 
 
 def test_the_concurrency_limit_answers_queue_full_until_a_slot_frees(
-    client: RunningHubClient, sim: SimulatorHandle, clock: SimClock
+    client: RunningHubClient, sim: SimulatorHandle, clock: StoppedClock
 ) -> None:
     sim.configure(concurrency=1)
     start_task(client)
@@ -439,19 +420,20 @@ def scripted() -> Iterator[Callable[..., tuple[RunningHubClient, list[str]]]]:
     servers: list[ThreadingHTTPServer] = []
 
     def make(*answers: object) -> tuple[RunningHubClient, list[str]]:
+        paths: list[str] = []
         handler = type(
             "Handler",
             (_Scripted,),
             {
                 "answers": [(200, a if isinstance(a, bytes) else json.dumps(a).encode()) for a in answers],
-                "paths": [],
+                "paths": paths,
             },
         )
         server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
         client = RunningHubClient(base_url=f"http://127.0.0.1:{server.server_address[1]}", api_key="k", read_timeout=5)
-        return client, handler.paths
+        return client, paths
 
     yield make
     for server in servers:

@@ -180,7 +180,7 @@ def gif() -> bytes:
 
 def clean(stub: StubCos, image: bytes | None = None) -> TencentCiError:
     with pytest.raises(TencentCiError) as caught:
-        basic_clean_tencent_ci(image=image or product_photo(), work_prefix="work/s", client=stub, bucket="b")  # type: ignore[arg-type]
+        basic_clean_tencent_ci(image=image or product_photo(), work_prefix="work/s", client=stub, bucket="b")
     return caught.value
 
 
@@ -237,4 +237,4 @@ def test_a_corrupt_cut_out_is_transient() -> None:
 )
 def test_a_moderation_answer_without_a_usable_result_is_no_verdict(answer: object) -> None:
     with pytest.raises(AuditUnavailable):
-        audit_image_tencent_ci(key="results/x.jpg", client=StubCos(moderation=answer), bucket="b", biz_type="")  # type: ignore[arg-type]
+        audit_image_tencent_ci(key="results/x.jpg", client=StubCos(moderation=answer), bucket="b", biz_type="")

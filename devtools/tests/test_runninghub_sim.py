@@ -22,7 +22,7 @@ from runninghub_sdk import TaskStatus
 
 from conftest import SIM_RUN_TIME
 from devtools.runninghub_sim import parse_multipart
-from devtools.testing import SimulatorHandle, running_simulator
+from devtools.testing import SimulatorHandle, running_simulator, stopped_clock
 
 DOCS = json.loads((Path(__file__).parent / "fixtures" / "runninghub_openapi.json").read_text())
 RUN_TIME = SIM_RUN_TIME
@@ -114,12 +114,14 @@ class TestFidelityToTheDocumentedAnswers:
 
     def test_outputs_while_queued_running_and_after(self, sim: SimulatorHandle) -> None:
         sim.configure(queue_time=0.2)
-        task_id = start(sim)
+        with stopped_clock() as clock:
+            task_id = start(sim)
 
-        assert outputs(sim, task_id) == DOCS["outputs_queued"]
-        time.sleep(0.25)
-        assert shape(outputs(sim, task_id)) == shape(DOCS["outputs_running"])
-        assert shape(finished_outputs(sim, task_id)) == shape(DOCS["outputs_success"])
+            assert outputs(sim, task_id) == DOCS["outputs_queued"]
+            clock.advance(0.25)
+            assert shape(outputs(sim, task_id)) == shape(DOCS["outputs_running"])
+            clock.advance(RUN_TIME)
+            assert shape(outputs(sim, task_id)) == shape(DOCS["outputs_success"])
 
     def test_outputs_of_a_failed_task(self, sim: SimulatorHandle) -> None:
         sim.configure(fail=True)

@@ -660,7 +660,7 @@ class TlsOrigin:
         self.requests: list[str] = []
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(tmp_path / "server.pem")
-        context.sni_callback = lambda sock, name, ctx: self.sni.append(name)  # type: ignore[assignment,misc]
+        context.sni_callback = lambda sock, name, ctx: self.sni.append(name)
         origin = self
 
         class Handler(BaseHTTPRequestHandler):
