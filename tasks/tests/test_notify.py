@@ -15,11 +15,19 @@ from rest_framework.test import APIClient
 from accounts.models import User
 from tasks.lifecycle import task_set_stage, task_start
 from tasks.models import TaskStage, TaskStatus
+from tasks.notify import _listener
+from tasks.tests.conftest import wait_for
 from tasks.tests.factories import broker, make_task
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 Client = Callable[[User], APIClient]
+
+
+def waiting_on(task: Any, count: int) -> None:
+    """Wait (bounded) until `count` requests are registered for the task's change; a change
+    before that would be read at once and prove no wake-up."""
+    wait_for(lambda: len(_listener._waiters.get(str(task.pk), ())) >= count, timeout=20, interval=0.02)
 
 
 def _waiting_get(client: APIClient, url: str, answers: list[Any], index: int) -> None:
@@ -36,7 +44,7 @@ def test_a_waiting_request_answers_within_a_second_of_the_change(member: User, c
         target=_waiting_get, args=(client_for(member), f"/api/task/{task.pk}?wait=20", answers, 0)
     )
     waiter.start()
-    time.sleep(0.5)
+    waiting_on(task, 1)
     with broker():
         task_start(task_id=task.pk)
     changed_at = time.monotonic()
@@ -54,7 +62,7 @@ def test_a_stage_change_wakes_the_waiter_too(member: User, client_for: Client) -
         target=_waiting_get, args=(client_for(member), f"/api/task/{task.pk}?wait=20", answers, 0)
     )
     waiter.start()
-    time.sleep(0.3)
+    waiting_on(task, 1)
     task_set_stage(task_id=task.pk, stage=TaskStage.AUDITING)
     waiter.join(timeout=25)
     assert answers[0][0].json()["data"]["stage"] == "auditing"
@@ -95,7 +103,8 @@ def test_a_hundred_waiters_do_not_hold_a_hundred_database_connections(member: Us
         before = cursor.fetchone()[0]
     for waiter in waiters:
         waiter.start()
-    time.sleep(2.5)  # every waiter has read the task and is waiting now
+    waiting_on(task, 100)
+    time.sleep(0.5)  # the last ones to register have read the task by now (a margin, not a condition)
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
         during = cursor.fetchone()[0]
