@@ -16,6 +16,7 @@ from django.db import close_old_connections
 from accounts.models import User
 from drills.load import PASSWORD, Load, Member, Recorder
 from drills.system import System
+from drills.verdict import OUTAGE_GRACE
 from quota.services import quota_grant
 from tasks.models import ACTIVE_STATUSES, Task, TaskStage, TaskStatus, TaskType
 from tasks.sweep import tasks_sweep
@@ -64,12 +65,6 @@ def _ended_after(task_ids: list[Any], moment: float, timeout: float) -> float | 
     return None
 
 
-def _every_task_succeeded(run: Run, rule: str) -> None:
-    failed = Counter(Task.objects.filter(status=TaskStatus.FAILED).values_list("failure_code", flat=True))
-    if failed:
-        run.problems.append(f"{rule}, yet tasks failed: {dict(failed)}")
-
-
 # --- 1. a worker SIGKILLed mid-step ---------------------------------------------------------------
 
 
@@ -104,7 +99,54 @@ def worker_kill(system: System, load: Load) -> Run:
     return run
 
 
-# --- 2. the broker goes away during a burst of creates -------------------------------------------
+# --- 2 and 3: the broker or the database goes away during paced creates ---------------------------
+
+
+def _outage_under_load(
+    run: Run,
+    system: System,
+    load: Load,
+    *,
+    seconds: float,
+    down: float,
+    stop: Callable[[], None],
+    start: Callable[[], None],
+) -> None:
+    """Creates for `seconds` (one every 0.4 s); 10 s in, `stop()`, and `down` seconds later
+    `start()`. The outage delays work and loses none: every task must succeed, and no process
+    may need a restart."""
+    crew = members(load, 3, quota=200)
+    created: list[str] = []
+    creator = threading.Thread(
+        target=lambda: created.extend(load.paced(crew, TaskType.BASIC_CLEAN, seconds=seconds, every=0.4))
+    )
+    creator.start()
+    time.sleep(10)
+    stopped = time.time()
+    stop()
+    time.sleep(down)
+    start()
+    started = time.time()
+    run.outages.append((stopped, started))
+    creator.join()
+    close_old_connections()
+    creates = [a for a in load.recorder.answers if a.what == "create"]
+    during = [a for a in creates if stopped <= a.at <= started + OUTAGE_GRACE]
+    first_ok = min((a.at for a in creates if a.status == 201 and a.at > started), default=None)
+    run.figures.update(
+        tasks_created=len(created),
+        creates_during_outage=dict(Counter(f"{a.status}/{a.code}" for a in during)),
+        seconds_after_the_fault_until_a_create_succeeded=None if first_ok is None else round(first_ok - started, 1),
+        seconds_after_the_fault_until_all_ended=_ended_after(
+            list(Task.objects.values_list("id", flat=True)), started, 240
+        ),
+    )
+    failed = Counter(Task.objects.filter(status=TaskStatus.FAILED).values_list("failure_code", flat=True))
+    if failed:
+        run.problems.append(f"the outage should delay work and lose none, yet tasks failed: {dict(failed)}")
+    restarted = [name for name, p in system.processes.items() if p.starts > 1 and name != "redis"]
+    if restarted:
+        run.problems.append(f"processes had to be restarted: {restarted}")
 
 
 def broker_outage(system: System, load: Load) -> Run:
@@ -117,32 +159,8 @@ def broker_outage(system: System, load: Load) -> Run:
             r"Connection (closed|refused|reset)",
         ]
     )
-    crew = members(load, 3, quota=200)
-    created: list[str] = []
-    creator = threading.Thread(
-        target=lambda: created.extend(load.paced(crew, TaskType.BASIC_CLEAN, seconds=55, every=0.4))
-    )
-    creator.start()
-    time.sleep(10)
-    stopped = time.time()
-    system.redis_stop()
-    time.sleep(30)
-    system.redis_start()
-    started = time.time()
-    run.outages.append((stopped, started))
-    creator.join()
-    close_old_connections()
-    during = [a for a in load.recorder.answers if a.what == "create" and stopped <= a.at <= started]
-    run.figures["creates_during_outage"] = dict(Counter(str(a.status) for a in during))
-    run.figures["tasks_created"] = len(created)
-    run.figures["seconds_after_redis_returned_until_all_ended"] = _ended_after(
-        list(Task.objects.values_list("id", flat=True)), started, 240
-    )
-    _every_task_succeeded(run, "a broker outage delays work and loses none")
+    _outage_under_load(run, system, load, seconds=55, down=30, stop=system.redis_stop, start=system.redis_start)
     return run
-
-
-# --- 3. PostgreSQL restarts under create load ------------------------------------------------------
 
 
 def database_restart(system: System, load: Load) -> Run:
@@ -158,38 +176,7 @@ def database_restart(system: System, load: Load) -> Run:
             r"the database system is (shutting down|starting up)",
         ]
     )
-    crew = members(load, 3, quota=200)
-    created: list[str] = []
-    creator = threading.Thread(
-        target=lambda: created.extend(load.paced(crew, TaskType.BASIC_CLEAN, seconds=45, every=0.4))
-    )
-    creator.start()
-    time.sleep(10)
-    stopped = time.time()
-    system.postgres_stop()
-    time.sleep(15)
-    system.postgres_start()
-    started = time.time()
-    run.outages.append((stopped, started))
-    creator.join()
-    close_old_connections()
-    during = [a for a in load.recorder.answers if a.what == "create" and stopped <= a.at <= started + 5]
-    run.figures["creates_during_outage"] = dict(Counter(f"{a.status}/{a.code}" for a in during))
-    first_ok = min(
-        (a.at for a in load.recorder.answers if a.what == "create" and a.status == 201 and a.at > started), default=None
-    )
-    run.figures["seconds_after_postgres_returned_until_a_create_succeeded"] = (
-        None if first_ok is None else round(first_ok - started, 1)
-    )
-    run.figures["web_and_workers_restarted"] = any(
-        p.starts > 1 for name, p in system.processes.items() if name != "redis"
-    )
-    run.figures["seconds_after_postgres_returned_until_all_ended"] = _ended_after(
-        list(Task.objects.values_list("id", flat=True)), started, 240
-    )
-    _every_task_succeeded(run, "a database restart delays work and loses none")
-    if run.figures["web_and_workers_restarted"]:
-        run.problems.append("web or a worker had to be restarted")
+    _outage_under_load(run, system, load, seconds=45, down=15, stop=system.postgres_stop, start=system.postgres_start)
     return run
 
 
