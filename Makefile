@@ -10,7 +10,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run lock test lint typecheck audit pytest services browser node wrk bench drills clean
+.PHONY: run lock test lint typecheck audit pytest mutation services browser node wrk bench drills clean
 
 # Runtime and development packages at the versions of requirements.lock (one venv for run and test).
 $(STAMP): requirements.txt requirements-dev.txt requirements.lock
@@ -75,11 +75,20 @@ typecheck: $(STAMP)
 	$(BIN)/mypy .
 	DJANGO_SETTINGS_MODULE=config.test_settings $(BIN)/python manage.py spectacular --validate --fail-on-warn --file /dev/null
 
-# Random test order (pytest-randomly prints the seed: repeat an order with --randomly-seed=N, or
-# keep the file order with -p no:randomly); branch coverage of the product, processes the tests
+# Random test order (pytest-randomly; the seed is printed first: PYTEST_SEED=N repeats an order, and
+# `pytest -p no:randomly` keeps the file order); branch coverage of the product, processes the tests
 # start included, which fails the run under the floor in pyproject.toml ([tool.coverage.report]).
 pytest: $(STAMP) services browser node
-	$(BIN)/pytest --create-db --cov --cov-branch --cov-report=term-missing:skip-covered
+	@seed=$${PYTEST_SEED:-$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}; \
+	  echo "Random test order, seed $$seed (make pytest PYTEST_SEED=$$seed repeats it)"; \
+	  $(BIN)/pytest --create-db --randomly-seed=$$seed \
+	    --cov --cov-branch --cov-report=term-missing:skip-covered
+
+## Mutation testing (not part of make test; long): score and surviving mutants in docs/mutation.md.
+mutation: $(STAMP) services
+	rm -rf mutants
+	$(BIN)/mutmut run --max-children 2 || true
+	$(BIN)/python scripts/mutation_report.py docs/mutation.md
 
 ## Lint, type-check and the whole test suite on real PostgreSQL and Redis.
 test: $(STAMP) services lint typecheck audit pytest
