@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
 from functools import wraps
-import uuid
 from typing import Any
 
 from django.conf import settings
@@ -30,9 +30,9 @@ def _check_database() -> str:
 
 
 def _check_broker() -> str:
-    with Connection(
-        settings.CELERY_BROKER_URL, transport_options=settings.CELERY_BROKER_TRANSPORT_OPTIONS, connect_timeout=2
-    ) as conn:
+    # A broker that accepts the connection but never answers must fail the check too (read timeout).
+    options = {**settings.CELERY_BROKER_TRANSPORT_OPTIONS, "socket_timeout": 2, "socket_connect_timeout": 2}
+    with Connection(settings.CELERY_BROKER_URL, transport_options=options, connect_timeout=2) as conn:
         conn.ensure_connection(max_retries=1, timeout=2)
     return "ok"
 

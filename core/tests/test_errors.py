@@ -89,7 +89,7 @@ def test_health_reports_database_and_broker() -> None:
     body = response.json()
     assert response.status_code == 200, body
     assert body["status"] == "ok"
-    assert body["checks"] == {"database": "ok", "broker": "ok"}
+    assert body["checks"] == {"database": "ok", "broker": "ok", "cache": "ok"}
     assert body["timestamp"].endswith("+00:00")
 
 
