@@ -12,7 +12,7 @@ import pytest
 from django.conf import settings
 
 from accounts.tests.factories import PASSWORD
-from config.logging import formatter
+from core.tests.logs import JsonLines
 
 _JWT = re.compile(r"eyJ[\w-]+\.eyJ[\w-]+\.[\w-]+")
 
@@ -38,10 +38,11 @@ def leaks_in(line: str) -> list[str]:
     return found
 
 
-class SecretScanner(logging.Handler):
+class SecretScanner(JsonLines):
+    """Keeps only the lines that hold a secret (with what it found), not every line."""
+
     def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.setFormatter(formatter(json=True))
+        super().__init__()
         self.leaks: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:

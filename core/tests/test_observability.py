@@ -15,6 +15,7 @@ from accounts.models import User
 from accounts.tests.factories import PASSWORD
 from config.logging import formatter
 from core.tests.logs import captured_log_lines
+from core.tests.logscan import SecretScanner
 
 pytestmark = pytest.mark.django_db
 
@@ -101,3 +102,11 @@ def test_secrets_handed_to_a_logger_are_masked(leak: dict[str, str]) -> None:
     for secret in ("hunter2-hunter2", "sk-live-0123456789", "s3cr3t-value", "AKIDEXAMPLE", "abcdef", "c2lnbmF0dXJl"):
         assert secret not in line
     assert "[redacted]" in line
+
+
+def test_the_run_wide_scan_would_catch_a_secret_in_a_line(settings: Any) -> None:
+    scanner = SecretScanner()
+    for message in ("task 42 done", f"calling with key {settings.RUNNINGHUB_API_KEY}", f"pw={PASSWORD}"):
+        scanner.emit(logging.LogRecord("probe", logging.INFO, __file__, 1, message, None, None))
+    assert len(scanner.leaks) == 2
+    assert "RUNNINGHUB_API_KEY" in scanner.leaks[0] and "test user password" in scanner.leaks[1]
