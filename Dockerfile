@@ -3,10 +3,14 @@
 # runs as an unprivileged user.
 FROM python:3.11-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+# A compiler for the one runtime package published without wheels (crcmod, under the COS SDK);
+# it stays in this stage.
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
 RUN python -m venv /opt/venv
 COPY requirements.txt requirements.lock /tmp/
-# Runtime packages only, at the versions of the lock file (all wheels: no compiler needed).
-RUN /opt/venv/bin/pip install --only-binary=:all: -r /tmp/requirements.txt -c /tmp/requirements.lock
+# Runtime packages only, at the versions of the lock file.
+RUN /opt/venv/bin/pip install -r /tmp/requirements.txt -c /tmp/requirements.lock
 
 FROM python:3.11-slim-bookworm
 ENV PATH=/opt/venv/bin:$PATH \
