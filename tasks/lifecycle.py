@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections, transaction
+from django.db import DatabaseError, close_old_connections, connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -105,7 +105,8 @@ class _LeaseHeartbeat(threading.Thread):
                     if self.stopped.is_set() or not self._renew():
                         return
         finally:
-            close_old_connections()
+            # This thread's own connection (connections are per thread), opened by a renewal.
+            connections.close_all()
 
     def _renew(self) -> bool:
         renewed = timezone.now() + LEASE
