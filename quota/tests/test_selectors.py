@@ -1,5 +1,7 @@
 """Reads of quota: one user's balance and membership, and the ledger reconciliation."""
 
+from typing import Any
+
 import pytest
 from django.db import connection
 
@@ -10,10 +12,11 @@ from quota.selectors import quota_get, quota_mismatches
 pytestmark = pytest.mark.django_db
 
 
-def test_get() -> None:
+def test_get(django_assert_num_queries: Any) -> None:
     user = make_member(quota=2)
-    info = quota_get(user_id=user.pk)
-    assert (info.remaining, info.is_member) == (2, True)
+    with django_assert_num_queries(1):  # the fields it reads come in the one query
+        info = quota_get(user_id=user.pk)
+    assert (info.remaining, info.is_member, info.expire_at) == (2, True, user.quota_expire_at)
     assert quota_get(user_id=make_user().pk).is_member is False
     with pytest.raises(errors.QuotaUserNotFound):
         quota_get(user_id=123_456_789)

@@ -4,6 +4,7 @@ threads against PostgreSQL (the row lock and the unique constraint, not luck).""
 import uuid
 from collections import Counter
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.db import IntegrityError
@@ -224,3 +225,43 @@ def test_50_threads_refund_the_same_task_once() -> None:
     assert QuotaLedger.objects.filter(task_id=task_id, kind=LedgerKind.REFUND).count() == 1
     assert balance(user) == 5
     assert quota_mismatches() == []
+
+
+@pytest.mark.parametrize(
+    ("call", "fields", "zh", "en"),
+    [
+        (
+            lambda u: quota_adjust(user_id=u.pk, delta=1, reason="  "),
+            {"reason": ["必填"]},
+            "调整配额必须填写原因",
+            "A reason is required",
+        ),
+        (
+            lambda u: quota_adjust(user_id=u.pk, delta=0, reason="r"),
+            {"delta": ["不能为 0"]},
+            "调整数量不能为 0",
+            "The delta must not be zero",
+        ),
+        (
+            lambda u: quota_adjust(user_id=u.pk, delta=-11, reason="r"),
+            {"delta": ["调整后配额不能为负"]},
+            "调整后配额不能为负",
+            "The balance cannot go below zero",
+        ),
+        (
+            lambda u: quota_compensate(user_id=u.pk, amount=1, reason="", actor=u),
+            {"reason": ["必填"]},
+            "补偿配额必须填写原因",
+            "A reason is required",
+        ),
+    ],
+    ids=["adjust-without-reason", "adjust-by-zero", "adjust-below-zero", "compensate-without-reason"],
+)
+def test_refused_support_moves_say_which_field_and_why_in_both_languages(
+    call: Any, fields: Any, zh: str, en: str
+) -> None:
+    user = make_member(quota=10)
+    with pytest.raises(errors.InvalidParams) as refused:
+        call(user)
+    assert (refused.value.fields, refused.value.message("zh"), refused.value.message("en")) == (fields, zh, en)
+    assert balance(user) == 10 and not QuotaLedger.objects.filter(user=user).exclude(kind=LedgerKind.GRANT).exists()
