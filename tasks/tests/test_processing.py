@@ -8,7 +8,7 @@ import logging
 import socket
 import threading
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,7 @@ from tasks.processing import MAX_TRANSIENT_ERRORS, QUEUE_FULL_BACKOFF_STEPS, tas
 from tasks.queue import CANCEL_VENDOR_TASK
 from tasks.sweep import tasks_sweep
 from tasks.tests.conftest import wait_for
-from tasks.tests.factories import INPUT_URL, Broker, broker, make_stale_tasks, public_dns
+from tasks.tests.factories import INPUT_URL, Broker, broker, make_stale_tasks, make_task, public_dns
 
 pytestmark = pytest.mark.django_db
 
@@ -198,14 +198,20 @@ def test_the_sweep_collects_a_job_that_finished_by_the_processing_timeout(
     sim: SimulatorHandle, member: User, uploaded: str, settings: Any
 ) -> None:
     task = submitted(sim, member, uploaded, run_time=0)
+    bystander = make_task(member, TaskStatus.PROCESSING, task_type=TaskType.MODEL_POSE12, vendor_task_id="19000")
     started_ago(task, settings, timeouts=1.5)
     with broker() as queued:
         report = tasks_sweep()
     assert report.failed_processing == 0
-    assert queued.task_ids() == [str(task.pk)], "the finished job is collected now"
+    [(_name, (task_id, due), options)] = [sent for sent in queued.sent if sent[0] == "tasks.advance"]
+    assert (task_id, options["queue"]) == (str(task.pk), "io"), "the finished job is collected now"
     task.refresh_from_db()
-    assert task.status == TaskStatus.PROCESSING
-    step(task)
+    assert task.status == TaskStatus.PROCESSING and due is not None
+    assert Task.objects.get(pk=bystander.pk).next_attempt_at == bystander.next_attempt_at, "no other task woke"
+    # The very message the sweep queued runs the step.
+    with broker():
+        task_advance(task_id=task.pk, token=datetime.fromisoformat(due))
+    task.refresh_from_db()
     assert (task.status, len(task.result_urls), refunds(task)) == (TaskStatus.SUCCESS, 12, 0)
 
 
