@@ -39,7 +39,8 @@ class ApiRoute:
 def _methods(callback: Any, view_class: type) -> tuple[str, ...]:
     actions = getattr(callback, "actions", None)
     if actions:
-        return tuple(sorted(method.upper() for method in actions))
+        # DRF adds `head` to a viewset's action map the first time it serves a GET: skip it.
+        return tuple(sorted(method.upper() for method in actions if method not in IMPLICIT))
     names = getattr(view_class, "http_method_names", [])
     return tuple(sorted(m.upper() for m in names if m not in IMPLICIT and hasattr(view_class, m)))
 
