@@ -17,12 +17,14 @@ from core.tests.helpers import race
 from quota.models import LedgerKind, QuotaLedger
 from quota.selectors import quota_mismatches
 from quota.services import (
+    TaskRefund,
     quota_adjust,
     quota_compensate,
     quota_deduct,
     quota_expire_lapsed,
     quota_grant,
     quota_refund,
+    quota_refund_tasks,
 )
 
 pytestmark = pytest.mark.django_db
@@ -265,3 +267,29 @@ def test_refused_support_moves_say_which_field_and_why_in_both_languages(
         call(user)
     assert (refused.value.fields, refused.value.message("zh"), refused.value.message("en")) == (fields, zh, en)
     assert balance(user) == 10 and not QuotaLedger.objects.filter(user=user).exclude(kind=LedgerKind.GRANT).exists()
+
+
+def test_moves_for_a_user_that_does_not_exist_are_refused() -> None:
+    for move in (
+        lambda: quota_grant(user_id=987_654_321, amount=1, days=1),
+        lambda: quota_refund(user_id=987_654_321, amount=1, task_id=uuid.uuid4(), reason="r"),
+        lambda: quota_adjust(user_id=987_654_321, delta=1, reason="r"),
+    ):
+        with pytest.raises(errors.QuotaUserNotFound):
+            move()
+    assert not QuotaLedger.objects.exists()
+
+
+def test_bulk_refunds_of_nothing_or_of_tasks_already_refunded_write_nothing(
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    user = make_member(quota=5)
+    task_id = uuid.uuid4()
+    quota_deduct(user_id=user.pk, amount=1, task_id=task_id, reason="task")
+    quota_refund(user_id=user.pk, amount=1, task_id=task_id, reason="failed")
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert quota_refund_tasks(refunds=[], reason="sweep") == 0
+        assert quota_refund_tasks(refunds=[TaskRefund(user_id=user.pk, task_id=task_id, amount=1)], reason="sweep") == 0
+    assert callbacks == [], "no refund event for refunds that did not happen"
+    assert balance(user) == 5 and QuotaLedger.objects.filter(task_id=task_id, kind=LedgerKind.REFUND).count() == 1
+    assert quota_mismatches() == []
