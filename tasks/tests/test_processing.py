@@ -523,3 +523,37 @@ def test_a_worker_that_lost_its_lease_does_not_reschedule(
     assert task.transient_errors == 0, "the stale worker counted no error on a task it no longer holds"
     assert queued.task_ids() == [], "and scheduled nothing"
     assert results_in(cos_storage) == []
+
+
+# --- the basic_clean engine at run time ----------------------------------------------------------
+
+
+@pytest.fixture
+def ci_engine(cos: RunningCos, settings: Any) -> RunningCos:
+    """basic_clean by Tencent CI on the local COS server; the member's files stay on local disk."""
+    settings.BASIC_CLEAN_ENGINE = "tencent_ci"
+    settings.COS_SECRET_ID, settings.COS_SECRET_KEY = cos.secret_id, cos.secret_key
+    settings.COS_BUCKET, settings.COS_REGION = cos.bucket, cos.region
+    settings.COS_ENDPOINT_URL = cos.endpoint_url
+    return cos
+
+
+def test_an_engine_outage_is_retried(
+    ci_engine: RunningCos, member: User, uploaded: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    task = order(member, TaskType.BASIC_CLEAN, uploaded)
+    ci_engine.set_fault("error")
+    step_is_retried(task, caplog, "图片处理暂不可用")
+    ci_engine.set_fault("none")
+    next_attempt(task)
+    assert (task.status, len(task.result_urls)) == (TaskStatus.SUCCESS, 3)
+
+
+def test_an_engine_that_refuses_the_work_fails_the_task(
+    ci_engine: RunningCos, member: User, uploaded: str, settings: Any
+) -> None:
+    settings.COS_SECRET_KEY = "not-the-key"
+    task = order(member, TaskType.BASIC_CLEAN, uploaded)
+    step(task)
+    failed_with(task, FailureCode.PROVIDER_FAILED, "图片处理失败")
+    assert stored_results() == []
