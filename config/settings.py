@@ -317,6 +317,8 @@ TASK_COSTS = {
 # --- Uploads ------------------------------------------------------------------------------------
 UPLOAD_MAX_BYTES = 20 * 1024 * 1024
 UPLOAD_MAX_PIXELS = 40_000_000
+# Uploads no task was ordered on are deleted after this many days (the sweep cleans them up).
+UPLOAD_RETENTION_DAYS = _positive_int("UPLOAD_RETENTION_DAYS", 7)
 FETCH_TIMEOUT_SECONDS = 15
 FETCH_MAX_REDIRECTS = 3
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024

@@ -1,12 +1,21 @@
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from core import errors
 from media.images import ImageInfo, image_sanitize
+from media.models import Upload
 from media.storage import get_storage
+
+logger = logging.getLogger(__name__)
 
 UPLOAD_PREFIX = "uploads/"
 # Exactly the keys media_upload makes; anything else is not one of our uploads.
@@ -15,11 +24,19 @@ UPLOAD_KEY = re.compile(r"uploads/(?P<user_id>\d+)/[0-9a-f]{32}\.(?:jpg|png|webp
 
 def media_upload(*, user_id: int, data: bytes) -> tuple[str, str, ImageInfo]:
     """Validate and store an uploaded image, re-encoded without its metadata (see
-    image_sanitize); returns (key, url, info), info describing the stored file."""
+    image_sanitize), and record it; returns (key, url, info), info describing the stored file."""
     stored, info = image_sanitize(data=data)
     key = f"{UPLOAD_PREFIX}{user_id}/{uuid.uuid4().hex}.{info.ext}"
     storage = get_storage()
     storage.save(key=key, data=stored, content_type=info.content_type)
+    Upload.objects.create(
+        user_id=user_id,
+        key=key,
+        content_type=info.content_type,
+        size=info.size,
+        width=info.width,
+        height=info.height,
+    )
     return key, storage.url(key=key), info
 
 
@@ -54,8 +71,35 @@ def media_result_key(*, user_id: int, task_id: uuid.UUID, stage: str, index: int
     return f"results/{user_id}/{task_id}/{stage}/{index}.{ext}"
 
 
-def media_require_upload(*, key: str) -> None:
-    if not get_storage().exists(key=key):
+def media_require_upload(*, key: str, user_id: int) -> None:
+    """The member's own upload, looked up in the database (no storage round trip), and marked as
+    used so that the clean-up keeps it. Uploads made before uploads were recorded are looked up
+    in storage."""
+    found = Upload.objects.filter(key=key, user_id=user_id).update(used_at=Coalesce("used_at", timezone.now()))
+    if found:
+        return
+    recorded_for_another = Upload.objects.filter(key=key).exists()
+    if recorded_for_another or not get_storage().exists(key=key):
         raise errors.InvalidParams(
             "上传的图片不存在", "The uploaded image does not exist", fields={"inputImageUrl": ["不存在"]}
         )
+
+
+def media_uploads_clean(*, limit: int = 1000) -> int:
+    """Deletes uploads no task was ever ordered on, older than UPLOAD_RETENTION_DAYS (their files,
+    then their rows), oldest first, at most `limit` per call. Returns how many went."""
+    cutoff = timezone.now() - timedelta(days=settings.UPLOAD_RETENTION_DAYS)
+    stale = list(Upload.objects.filter(used_at__isnull=True, created_at__lt=cutoff).order_by("created_at")[:limit])
+    storage = get_storage()
+    removed = []
+    for upload in stale:
+        try:
+            storage.delete(key=upload.key)
+        except OSError:
+            logger.warning("could not delete the unused upload %s; the next clean-up tries again", upload.key)
+            continue
+        removed.append(upload.pk)
+    # A task ordered on one of them meanwhile marked it used: such a row stays (its file may be gone;
+    # that task then fails and is refunded, as for any missing input).
+    Upload.objects.filter(pk__in=removed, used_at__isnull=True).delete()
+    return len(removed)

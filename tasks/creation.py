@@ -44,7 +44,7 @@ def _check_input_url(*, url: str, user: User) -> None:
                 "Only your own uploads can be used",
                 fields={"inputImageUrl": ["不是你的上传"]},
             )
-        media_require_upload(key=upload_key)
+        media_require_upload(key=upload_key, user_id=user.pk)
         return
     try:
         check_user_url(url)

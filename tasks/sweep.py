@@ -18,6 +18,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from media.services import media_uploads_clean
 from quota.services import TaskRefund, quota_expire_lapsed, quota_refund_tasks
 from tasks.counters import task_counters_add
 from tasks.creation import IDEMPOTENCY_TTL
@@ -55,6 +56,7 @@ class SweepReport:
     requeued: int = 0
     quota_expired: int = 0
     idempotency_purged: int = 0
+    uploads_cleaned: int = 0
 
     @property
     def failed(self) -> int:
@@ -217,6 +219,7 @@ def _sweep_once(*, dry_run: bool) -> SweepReport:
         requeued=_requeue_overdue(now),
         quota_expired=quota_expire_lapsed(),
         idempotency_purged=IdempotencyKey.objects.filter(created_at__lt=now - IDEMPOTENCY_TTL).delete()[0],
+        uploads_cleaned=media_uploads_clean(),
     )
 
 

@@ -5,13 +5,35 @@ from __future__ import annotations
 
 import io
 import uuid
+from datetime import timedelta
+from typing import Any
 
 import pytest
+from django.utils import timezone
 from PIL import Image
 
-from media.services import media_result_key, media_result_stage, media_upload, upload_key_for_user
+from accounts.tests.factories import make_member, make_user
+from core import errors
+from media.models import Upload
+from media.services import (
+    media_require_upload,
+    media_result_key,
+    media_result_stage,
+    media_upload,
+    media_uploads_clean,
+    upload_key_for_user,
+)
 from media.storage import get_storage
 from media.tests.images import BLUE, RED, camera_exif, encode, pixel, product_photo, two_tone
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _users_seven_and_seventy() -> None:
+    """The owners the upload keys below name (`uploads/7/…`, `uploads/70/…`)."""
+    for user_id in (7, 8, 70):
+        make_user(id=user_id, username=f"owner{user_id}")
 
 
 def test_the_stored_upload_has_no_exif_and_is_upright() -> None:
@@ -68,3 +90,29 @@ def test_result_keys_sit_under_an_unguessable_stage_folder() -> None:
     assert first != second and len(first) == 32 and int(first, 16) >= 0
     key = media_result_key(user_id=7, task_id=task_id, stage=first, index=1, ext="png")
     assert key == f"results/7/{task_id}/{first}/1.png"
+
+
+def test_uploads_never_ordered_on_are_cleaned_up_after_the_retention(settings: Any) -> None:
+    member = make_member()
+    used_key, _used_url, _ = media_upload(user_id=member.pk, data=product_photo())
+    unused_key, _url, _ = media_upload(user_id=member.pk, data=product_photo())
+    fresh_key, _url, _ = media_upload(user_id=member.pk, data=product_photo())
+    media_require_upload(key=used_key, user_id=member.pk)
+    old = timezone.now() - timedelta(days=settings.UPLOAD_RETENTION_DAYS, minutes=1)
+    Upload.objects.filter(key__in=[used_key, unused_key]).update(created_at=old)
+
+    assert media_uploads_clean() == 1
+    storage = get_storage()
+    assert not storage.exists(key=unused_key) and not Upload.objects.filter(key=unused_key).exists()
+    assert storage.exists(key=used_key) and storage.exists(key=fresh_key), "used or recent uploads stay"
+    assert media_uploads_clean() == 0
+
+
+def test_ordering_on_an_upload_checks_the_record_not_the_storage(django_assert_max_num_queries: Any) -> None:
+    member, other = make_member(), make_member()
+    key, _url, _ = media_upload(user_id=member.pk, data=product_photo())
+    with django_assert_max_num_queries(1):
+        media_require_upload(key=key, user_id=member.pk)
+    assert Upload.objects.get(key=key).used_at is not None
+    with pytest.raises(errors.InvalidParams):
+        media_require_upload(key=key, user_id=other.pk)

@@ -82,9 +82,10 @@ def test_create_is_throttled_per_user(client_for: Client, member: User, uploaded
 @pytest.mark.django_db(transaction=True)
 def test_create_query_count(client_for: Client, member: User, uploaded: str, assert_max_statements: Any) -> None:
     client = client_for(member)
-    # Replay look-up, key claim, lock + charge + ledger, the member's unfinished-task count (the cap),
-    # task insert, counter upsert, and the user load of authentication.
-    with assert_max_statements(9):
+    # Replay look-up, the upload check (one UPDATE, no storage round trip), key claim, lock + charge
+    # + ledger, the member's unfinished-task count (the cap), task insert, counter upsert, and the
+    # user load of authentication.
+    with assert_max_statements(10):
         response = post_create(client, {"type": "basic_clean", "inputImageUrl": uploaded}, HTTP_IDEMPOTENCY_KEY="q-1")
     assert response.status_code == 201
 

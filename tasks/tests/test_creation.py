@@ -16,6 +16,7 @@ from rest_framework.test import APIClient
 from accounts.models import User
 from accounts.tests.factories import balance, make_member
 from core.tests.helpers import error_of, race
+from media.models import Upload
 from media.storage import get_storage
 from media.tests.factories import upload_photo
 from quota.selectors import quota_mismatches
@@ -100,11 +101,13 @@ def test_allowed_host_resolving_to_an_internal_address_is_4002(client_for: Clien
 
 
 def test_an_own_upload_that_is_not_in_storage_is_4002_before_any_charge(client_for: Client, member: User) -> None:
-    """A URL of the exact upload shape, the member's own, whose file is gone: the upload check
-    (media_require_upload) refuses it; the scheme rule never sees it (the URL is http)."""
+    """A URL of the exact upload shape, the member's own, that is gone (cleaned up: its record and
+    its file): the upload check (media_require_upload) refuses it; the scheme rule never sees it
+    (the URL is http)."""
     uploaded = upload_photo(client_for(member))
     key = get_storage().key_for_url(uploaded)
     assert key is not None and uploaded.startswith("http://")
+    Upload.objects.filter(key=key).delete()
     get_storage().delete(key=key)
     response = post_create(client_for(member), {"type": "basic_clean", "inputImageUrl": uploaded})
     assert error_of(response) == (400, 4002)
