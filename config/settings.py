@@ -218,13 +218,16 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "store_processed": False,
     }
 else:
-    # Redis gives an unacknowledged message (a killed worker's) to another worker after this long.
-    # It must outlast the longest step (CELERY_TASK_TIME_LIMIT) plus the longest countdown a
-    # message waits out inside a worker (60 s of back-off), or live messages run twice (harmless,
-    # but wasted). A killed worker's task does not wait for it: its lease lapses within 30 s and
-    # the sweep queues it again (tasks/lifecycle.py LEASE, tasks/sweep.py).
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 300 + 60 + 60}
+    # RabbitMQ (amqp://) takes no options here: it hands a dead consumer's unacknowledged
+    # messages to another at once.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {}
     if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+        # Redis gives an unacknowledged message (a killed worker's) to another worker after this
+        # long. It must outlast the longest step (CELERY_TASK_TIME_LIMIT) plus the longest countdown
+        # a message waits out inside a worker (60 s of back-off), or live messages run twice
+        # (harmless, but wasted). A killed worker's task does not wait for it: its lease lapses
+        # within 30 s and the sweep queues it again (tasks/lifecycle.py LEASE, tasks/sweep.py).
+        CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 300 + 60 + 60}
         # Kombu's Redis transport, repaired so a worker outlives a broker outage (config/broker.py).
         CELERY_BROKER_TRANSPORT = "config.broker:Transport"
 CELERY_TASK_SERIALIZER = "json"

@@ -31,7 +31,9 @@ def _check_database() -> str:
 
 def _check_broker() -> str:
     # A broker that accepts the connection but never answers must fail the check too (read timeout).
+    # (socket_* for Redis, *_timeout for RabbitMQ; each transport ignores the other's.)
     options = {**settings.CELERY_BROKER_TRANSPORT_OPTIONS, "socket_timeout": 2, "socket_connect_timeout": 2}
+    options.update(read_timeout=2, write_timeout=2)
     with Connection(settings.CELERY_BROKER_URL, transport_options=options, connect_timeout=2) as conn:
         conn.ensure_connection(max_retries=1, timeout=2)
     return "ok"

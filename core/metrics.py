@@ -9,15 +9,18 @@ default, the tests) everything stays in the process's default registry."""
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import os
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
+from kombu import Connection
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -133,8 +136,8 @@ class _Snapshot:
 
 class BrokerQueueCollector:
     """`photo_celery_queue_length{queue}`: messages waiting in each Celery queue, read at scrape
-    time (LLEN on the Redis broker; files in the filesystem broker's folder). Steps scheduled with
-    a countdown wait inside a worker, not in the queue."""
+    time (LLEN on the Redis broker; a passive declare on RabbitMQ; files in the filesystem broker's
+    folder). Steps scheduled with a countdown wait inside a worker, not in the queue."""
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
         family = GaugeMetricFamily("photo_celery_queue_length", "Messages waiting in a Celery queue.", labels=["queue"])
@@ -160,6 +163,20 @@ class BrokerQueueCollector:
             folder = settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"]
             names = os.listdir(folder)
             return {queue: sum(name.endswith(f".{queue}.msg") for name in names) for queue in queues}
+        if url.startswith(("amqp", "pyamqp")):
+            # A passive declare counts the ready messages (a queue not declared yet is left out).
+            lengths: dict[str, int] = {}
+            with Connection(url, connect_timeout=1, transport_options={"read_timeout": 1, "write_timeout": 1}) as conn:
+                for queue in queues:
+                    channel: Any = conn.channel()  # a refused passive declare closes its channel
+                    try:
+                        lengths[queue] = int(channel.queue_declare(queue=queue, passive=True).message_count)
+                    except conn.channel_errors:
+                        pass
+                    finally:
+                        with contextlib.suppress(Exception):
+                            channel.close()
+            return lengths
         return {}
 
 
