@@ -408,6 +408,13 @@ STORAGES = {
 MEDIA_URL = "/media/"
 MEDIA_ROOT = VAR_DIR / "media"
 
+# Argon2id first (accounts/hashers.py); PBKDF2 stays after it so hashes made before are still
+# accepted, and Django re-hashes them with Argon2id at their next login.
+PASSWORD_HASHERS = [
+    "accounts.hashers.TunedArgon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -447,10 +454,3 @@ CORS_ALLOWED_ORIGINS: list[str] = _setting("CORS_ALLOWED_ORIGINS", env.list, [])
 CORS_URLS_REGEX = r"^/api/.*$"
 CORS_EXPOSE_HEADERS = ["X-Request-ID", "Retry-After", "Idempotent-Replayed"]
 CORS_ALLOW_HEADERS = ("accept", "accept-language", "authorization", "content-type", "idempotency-key", "x-request-id")
-# Argon2id first (accounts/hashers.py); PBKDF2 stays after it so hashes made before are still
-# accepted, and Django re-hashes them with Argon2id at their next login.
-PASSWORD_HASHERS = [
-    "accounts.hashers.TunedArgon2PasswordHasher",
-    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
-    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
-]
