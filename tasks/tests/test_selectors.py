@@ -69,3 +69,35 @@ def test_list_query_count_does_not_grow(
     with django_assert_max_num_queries(3):
         response = client.get("/api/task/list", {"limit": 100})
     assert len(response.json()["data"]["tasks"]) == count
+
+
+@pytest.mark.django_db(transaction=True)
+def test_without_redis_a_long_poll_looks_again_and_sees_the_change(
+    client_for: Client, member: User, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The embedded default has no Redis to announce changes: the waiting request re-reads the
+    task every POLL_SECONDS and answers at the first look that sees it changed."""
+    import time
+
+    from tasks.lifecycle import task_start
+    from tasks.tests.factories import broker, make_task
+
+    settings.TASK_EVENTS_REDIS_URL = ""
+    task = make_task(member)
+    pauses: list[float] = []
+    real_sleep = time.sleep
+
+    def pause(seconds: float) -> None:
+        # The task changes during the first pause, i.e. after the request read it once.
+        if not pauses:
+            with broker():
+                task_start(task_id=task.pk)
+        pauses.append(seconds)
+        real_sleep(seconds)
+
+    monkeypatch.setattr("tasks.selectors.time.sleep", pause)
+    started = time.monotonic()
+    response = client_for(member).get(f"/api/task/{task.pk}", {"wait": 10})
+    assert response.json()["data"]["status"] == "processing"
+    assert pauses == [1.0], "one look after one pause saw the change"
+    assert time.monotonic() - started < 5, "answered at that look, not at the end of the wait"
