@@ -39,7 +39,7 @@ from tasks.models import (
 from tasks.notify import tasks_changed
 from tasks.processing import task_processing_timed_out
 from tasks.progress import typical_run_times_refresh
-from tasks.queue import enqueue_advance, enqueue_vendor_cancel
+from tasks.queue import enqueue_advance
 
 # Tasks failed per statement batch: one transaction of four statements whatever its size.
 SWEEP_BATCH = 1000
@@ -128,16 +128,9 @@ def _fail_batch(*, stale: TaskQuerySet, from_status: TaskStatus, age: str, code:
                 *(((f.user_id, TaskStatus.FAILED, f.type), 1) for f in failed),
             ]
         )
-        vendor_ids = [f.vendor_task_id for f in failed if f.vendor_task_id and from_status == TaskStatus.PROCESSING]
-        if vendor_ids:
-            transaction.on_commit(lambda: _cancel_all(vendor_ids))
+        # No RunningHub job to cancel: tasks with one get their last look one by one instead.
         transaction.on_commit(lambda: tasks_changed([f.id for f in failed]))
     return len(failed)
-
-
-def _cancel_all(vendor_task_ids: list[str]) -> None:
-    for vendor_task_id in vendor_task_ids:
-        enqueue_vendor_cancel(vendor_task_id)
 
 
 def _fail_all(*, stale: TaskQuerySet, from_status: TaskStatus, age: str, code: FailureCode, deadline: float) -> int:
