@@ -3,7 +3,7 @@ from typing import Any
 from rest_framework import serializers
 
 from accounts.models import User
-from core.serializers import UtcDateTimeField, no_nul
+from core.serializers import UtcDateTimeField
 
 
 class UserOut(serializers.ModelSerializer[User]):
@@ -18,8 +18,8 @@ class UserOut(serializers.ModelSerializer[User]):
 
 
 class LoginIn(serializers.Serializer[Any]):
-    username = serializers.CharField(max_length=150, trim_whitespace=True, validators=[no_nul])
-    password = serializers.CharField(max_length=128, trim_whitespace=False, validators=[no_nul])
+    username = serializers.CharField(max_length=150, trim_whitespace=True)
+    password = serializers.CharField(max_length=128, trim_whitespace=False)
 
 
 class LoginOut(serializers.Serializer[Any]):

@@ -10,12 +10,6 @@ from rest_framework import serializers
 from core import errors
 
 
-def no_nul(value: str) -> None:
-    """PostgreSQL cannot store NUL in text: refuse it at the edge (4002), never a 500 later."""
-    if "\x00" in value:
-        raise serializers.ValidationError("不能包含 NUL 字符")
-
-
 def parse(serializer_class: type[serializers.Serializer[Any]], data: Any) -> dict[str, Any]:
     """Validated values of a JSON object body, or 4002 naming the fields."""
     if not isinstance(data, dict):

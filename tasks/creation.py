@@ -16,7 +16,7 @@ from django.utils import timezone
 from accounts.models import User
 from core import errors
 from media.fetch import FetchError, check_user_url
-from media.services import media_require_upload, upload_key_for_url
+from media.services import media_require_upload, upload_key_for_url, upload_key_for_user
 from quota.services import quota_deduct
 from tasks.counters import task_counted
 from tasks.events import task_created_event
@@ -36,16 +36,14 @@ class Created:
 def _check_input_url(*, url: str, user: User) -> None:
     """Own uploads are accepted when they still exist; any other URL must pass the user-URL policy
     (https, allowed host, public addresses only)."""
-    upload_key = upload_key_for_url(url)
-    if upload_key is not None:
-        if not upload_key.startswith(f"uploads/{user.pk}/"):
-            raise errors.InvalidParams(
-                "只能使用自己上传的图片",
-                "Only your own uploads can be used",
-                fields={"inputImageUrl": ["不是你的上传"]},
-            )
-        media_require_upload(key=upload_key, user_id=user.pk)
+    own_key = upload_key_for_user(url, user_id=user.pk)
+    if own_key is not None:
+        media_require_upload(key=own_key, user_id=user.pk)
         return
+    if upload_key_for_url(url) is not None:
+        raise errors.InvalidParams(
+            "只能使用自己上传的图片", "Only your own uploads can be used", fields={"inputImageUrl": ["不是你的上传"]}
+        )
     try:
         check_user_url(url)
     except FetchError as exc:

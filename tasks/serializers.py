@@ -13,7 +13,7 @@ from rest_framework import serializers
 from aimodel.models import Category, Scene
 from aimodel.types import Pose12Params
 from core import errors
-from core.serializers import StrictCharField, UtcDateTimeField, no_nul
+from core.serializers import StrictCharField, UtcDateTimeField
 from media.storage import get_storage
 from tasks.models import FailureCode, Task, TaskStage, TaskStatus, TaskType
 from tasks.progress import Progress, task_progress
@@ -137,7 +137,7 @@ class Pose12ParamsIn(serializers.Serializer[Any]):
 
 class TaskCreateIn(serializers.Serializer[Any]):
     type = TaskTypeField()
-    inputImageUrl = StrictCharField(max_length=2048, validators=[no_nul])
+    inputImageUrl = StrictCharField(max_length=2048)
     params = serializers.JSONField(
         required=False, allow_null=True, help_text="model_pose12: {scene, category}; basic_clean: none"
     )
@@ -194,7 +194,7 @@ class TaskListIn(serializers.Serializer[Any]):
 class TaskStatusIn(serializers.Serializer[Any]):
     status = serializers.ChoiceField(choices=TaskStatus.choices)
     resultUrls = serializers.ListField(child=StrictCharField(max_length=2048), required=False, max_length=50)
-    errorMessage = StrictCharField(required=False, max_length=500, validators=[no_nul])
+    errorMessage = StrictCharField(required=False, max_length=500)
 
     def validate_resultUrls(self, urls: list[str]) -> list[str]:
         storage = get_storage()

@@ -69,7 +69,6 @@ class _Failed:
     user_id: int
     type: str
     cost: int
-    vendor_task_id: str
 
 
 # The picked rows (oldest first, skip-locked, so two sweeps take different tasks) are failed,
@@ -81,13 +80,13 @@ failed AS (
     SET status = %s, stage = %s, error_message = %s, failure_code = %s, completed_at = %s, updated_at = %s,
         lease_until = NULL, next_attempt_at = NULL
     WHERE t.id IN (SELECT id FROM picked) AND t.status = %s
-    RETURNING t.id, t.user_id, t.type, t.cost, t.vendor_task_id, t.{age}
+    RETURNING t.id, t.user_id, t.type, t.cost, t.{age}
 ),
 events AS (
     INSERT INTO {events} (task_id, from_status, to_status, stage, actor_id, reason, at)
     SELECT id, %s, %s, %s, NULL, %s, %s FROM failed ORDER BY {age}, id
 )
-SELECT id, user_id, type, cost, vendor_task_id FROM failed ORDER BY {age}, id
+SELECT id, user_id, type, cost FROM failed ORDER BY {age}, id
 """
 
 
