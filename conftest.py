@@ -17,6 +17,7 @@ from devtools.cos_testing import RunningCos, start_cos_server
 from devtools.testing import SimulatorHandle, start_simulator
 from media.storage import get_storage
 from media.tests.factories import upload_photo
+from tasks.progress import typical_run_times_forget
 
 # Every log line of the run is scanned for secrets; one found fails the run (core/tests/logscan.py).
 pytest_plugins = ["core.tests.logscan"]
@@ -24,8 +25,9 @@ pytest_plugins = ["core.tests.logscan"]
 
 @pytest.fixture(autouse=True)
 def _clear_cache() -> None:
-    """Throttle counters live in the shared cache; each test starts with none."""
+    """Throttle counters and run-time estimates live in the shared cache; each test starts with none."""
     cache.clear()
+    typical_run_times_forget()
 
 
 @pytest.fixture

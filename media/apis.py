@@ -12,11 +12,11 @@ from rest_framework.decorators import action
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 
 from accounts.auth import request_user
 from core import errors
 from core.schema import AUTHENTICATED, error_responses
+from core.throttling import ScopedThrottle
 from media.images import REFUSALS
 from media.services import media_upload
 from media.storage import get_storage
@@ -38,7 +38,7 @@ class UploadOut(serializers.Serializer[Any]):
 
 
 class MediaViewSet(viewsets.ViewSet):
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [ScopedThrottle]
     throttle_scope = "upload"
 
     @extend_schema(

@@ -17,7 +17,7 @@ from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import BaseThrottle, ScopedRateThrottle
+from rest_framework.throttling import BaseThrottle
 
 from accounts.auth import request_user
 from aimodel.runninghub import parse_webhook
@@ -25,6 +25,7 @@ from core import errors
 from core.permissions import CanRunTaskActions
 from core.schema import AUTHENTICATED, error_responses
 from core.serializers import parse
+from core.throttling import ScopedThrottle
 from tasks.actions import task_cancel, task_member_retry, task_update_status
 from tasks.archive import task_archive
 from tasks.creation import TaskOrder, task_batch_create, task_create
@@ -79,7 +80,7 @@ def _task_id(value: str) -> uuid.UUID:
 
 class TaskViewSet(viewsets.ViewSet):
     permission_classes = [IsAuthenticated]
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [ScopedThrottle]
     lookup_url_kwarg = "task_id"
     lookup_value_regex = "[^/]+"
 
@@ -257,7 +258,7 @@ class TaskViewSet(viewsets.ViewSet):
         return Response(TaskOut(task).data)
 
     def get_throttles(self) -> builtins.list[BaseThrottle]:
-        # Only ordering is throttled per member (ScopedRateThrottle skips views without a scope).
+        # Only ordering is throttled per member (ScopedThrottle skips views without a scope).
         if self.action in ("create", "batch", "retry"):
             self.throttle_scope = "task_create"
         return super().get_throttles()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,6 +21,10 @@ from tasks.models import Task, TaskStage, TaskStatus, TaskType
 RECENT_JOBS = 50
 # Refreshed by every sweep (a minute apart); kept a while longer so a late sweep leaves no gap.
 ESTIMATE_CACHE_SECONDS = 600
+# Each process keeps what it read this long: estimates move slowly, and every create answers with
+# one, which then costs no cache round trip.
+LOCAL_SECONDS = 30
+_local: dict[str, tuple[float, float | None]] = {}
 
 
 @dataclass(frozen=True)
@@ -46,12 +51,22 @@ def typical_run_times_refresh() -> dict[str, float | None]:
         durations = [(done - start).total_seconds() for start, done in recent if done and start]
         medians[task_type] = statistics.median(durations) if durations else None
         cache.set(_cache_key(task_type), medians[task_type], ESTIMATE_CACHE_SECONDS)
+        _local[task_type] = (time.monotonic() + LOCAL_SECONDS, medians[task_type])
     return medians
+
+
+def typical_run_times_forget() -> None:
+    """Drop this process's copies (the next read goes to the cache)."""
+    _local.clear()
 
 
 def typical_run_time(task_type: str) -> timedelta | None:
     """The cached median run time of `task_type`; None when unknown (no job finished yet)."""
-    seconds = cache.get(_cache_key(task_type))
+    now = time.monotonic()
+    held = _local.get(task_type)
+    if held is None or held[0] <= now:
+        held = _local[task_type] = (now + LOCAL_SECONDS, cache.get(_cache_key(task_type)))
+    seconds = held[1]
     return timedelta(seconds=seconds) if seconds is not None else None
 
 

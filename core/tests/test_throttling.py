@@ -61,3 +61,51 @@ def test_with_one_trusted_proxy_the_right_most_forwarded_address_is_the_client(s
 def test_with_one_trusted_proxy_a_request_without_forwarded_for_uses_the_socket(settings: Any) -> None:
     trusted_proxies(settings, 1)
     assert [attempt(n, REMOTE_ADDR="10.0.0.9") for n in range(LIMIT + 1)] == [400] * LIMIT + [429]
+
+
+def test_the_window_is_counted_in_one_round_trip_and_names_its_remaining_seconds(settings: Any) -> None:
+    from django.core.cache import caches
+    from redis.client import Pipeline
+
+    trusted_proxies(settings, 0)
+    executed: list[int] = []
+    original = Pipeline.execute
+
+    def count(self: Pipeline, *args: Any, **kwargs: Any) -> Any:
+        executed.append(len(self.command_stack))
+        return original(self, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Pipeline, "execute", count)
+        assert [attempt(n, REMOTE_ADDR="203.0.113.20") for n in range(LIMIT + 1)] == [400] * LIMIT + [429]
+    # One pipelined exchange per login attempt and throttle (address and username).
+    assert executed == [3] * (2 * (LIMIT + 1))
+    # The window's counter expires with the window.
+    cache = caches["default"]
+    key = cache.make_and_validate_key("throttle_login_ip_203.0.113.20")
+    client = cache._cache.get_client(key)  # type: ignore[attr-defined]
+    assert int(client.get(key)) == LIMIT + 1
+    assert 0 < client.ttl(key) <= 60
+
+
+@pytest.mark.parametrize("location", ["locmemcache://"])
+def test_other_cache_backends_count_too(settings: Any, location: str) -> None:
+    import environ
+
+    settings.CACHES = {"default": environ.Env.cache_url_config(location)}
+    trusted_proxies(settings, 0)
+    assert [attempt(n, REMOTE_ADDR="203.0.113.21") for n in range(LIMIT + 2)] == [400] * LIMIT + [429, 429]
+
+
+def test_an_unreachable_cache_lets_requests_through(settings: Any, caplog: pytest.LogCaptureFixture) -> None:
+    # Port 1 of loopback: the connection is refused at once.
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
+    trusted_proxies(settings, 0)
+    assert [attempt(n, REMOTE_ADDR="203.0.113.22") for n in range(LIMIT + 2)] == [400] * (LIMIT + 2)
+    assert "throttle login_ip not counted" in caplog.text

@@ -64,3 +64,26 @@ def test_the_task_json_carries_the_estimates(client_for: Any) -> None:
     body = client_for(member).get(f"/api/task/{task.pk}").json()["data"]
     assert body["queuePosition"] is None and body["estimatedStartAt"] and body["estimatedDoneAt"]
     assert body["estimatedDoneAt"] > body["estimatedStartAt"] and body["estimatedDoneAt"].endswith("+00:00")
+
+
+def test_a_process_reads_the_shared_estimate_at_most_once_per_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    from django.core.cache import cache
+
+    from tasks import progress
+
+    clock = [1000.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: clock[0])
+    cache.set(progress._cache_key(TaskType.BASIC_CLEAN), 4, 600)
+    assert typical_run_time(TaskType.BASIC_CLEAN) == timedelta(seconds=4)
+    # Another process's sweep refreshes the shared value: this one keeps its copy for a while...
+    cache.set(progress._cache_key(TaskType.BASIC_CLEAN), 9, 600)
+    clock[0] += progress.LOCAL_SECONDS - 1
+    assert typical_run_time(TaskType.BASIC_CLEAN) == timedelta(seconds=4)
+    # ...then reads the new one.
+    clock[0] += 1
+    assert typical_run_time(TaskType.BASIC_CLEAN) == timedelta(seconds=9)
+    # A refresh in this process is seen at once.
+    member = make_member(quota=5)
+    _finished(member, TaskType.BASIC_CLEAN, 7)
+    typical_run_times_refresh()
+    assert typical_run_time(TaskType.BASIC_CLEAN) == timedelta(seconds=7)
