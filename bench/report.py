@@ -6,7 +6,9 @@ from __future__ import annotations
 import math
 import os
 import platform
+import statistics
 import sys
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,11 +19,15 @@ from django.db import connection
 from django.utils import timezone
 
 from bench.load import Result
+from bench.memory import ProcessMemory
+from bench.polling import PollingRun
 from bench.profile import Profile
 from bench.seed import Seeded, SeedSize
 from bench.server import THREADS, WORKERS
 from bench.sweep import SweepRun
 
+WEB_TARGET_MB = 120
+WORKER_TARGET_MB = 200
 NOTES_MARKER = "<!-- Everything below this line is hand-written and kept by `python -m bench`. -->"
 
 
@@ -261,3 +267,119 @@ def write(path: Path, generated: str) -> None:
         if NOTES_MARKER in previous:
             notes = previous.split(NOTES_MARKER, 1)[1]
     path.write_text(f"{generated}\n{NOTES_MARKER}\n{notes.lstrip(chr(10))}")
+
+
+def _memory_rows(processes: list[ProcessMemory], target_mb: float) -> list[list[str]]:
+    return [
+        [
+            p.role,
+            str(p.pid),
+            f"{p.started_mb:.1f}",
+            f"{p.peak_mb:.1f}",
+            f"{p.growth_mb:+.1f}",
+            "yes" if p.peak_mb <= target_mb else "**no**",
+        ]
+        for p in processes
+    ]
+
+
+def polling_section(polled: PollingRun) -> str:
+    calls = polled.calls_per_task or [0]
+    steps = polled.steps
+    paths = ", ".join(f"`{path}` {count:,}" for path, count in sorted(polled.calls_by_path.items()))
+    unattributed = sum(polled.unattributed.values())
+    statuses = ", ".join(f"{status} {count}" for status, count in sorted(polled.by_status.items()))
+    met = "; ".join(f"{name}: {'yes' if ok else '**no**'}" for name, ok in polled.met.items())
+    rows = [
+        ["tasks succeeded", f"{polled.succeeded} of {polled.tasks} ({statuses})"],
+        ["in flight at once (simulator's peak of queued + running jobs)", f"{polled.peak_in_flight}"],
+        [
+            f"RunningHub API calls per task, max / mean (budget {polled.run_time:.0f} / {polled.poll_interval} + 4 "
+            f"= {polled.budget:.0f})",
+            f"{max(calls)} / {statistics.mean(calls):.2f}",
+        ],
+        ["calls per task, distribution", ", ".join(f"{n}: {c}" for n, c in sorted(Counter(calls).items()))],
+        [
+            "result downloads from the CDN per task (not API calls)",
+            f"{polled.cdn_downloads / max(polled.tasks, 1):.1f}",
+        ],
+        ["wall time, first create to last completion", f"{polled.wall_seconds:.1f} s"],
+        ["creating the tasks (uploads + task_create, in the bench process)", f"{polled.create_seconds:.1f} s"],
+        [
+            f"worker steps; slot busy time / ({steps.slots} slots × {steps.window_seconds:.0f} s)",
+            f"{steps.steps:,}; {steps.busy_seconds:.1f} s, **{steps.busy_fraction:.0%}**",
+        ],
+        ["step duration p50 / p99 / max", f"{steps.p50_ms:.0f} / {steps.p99_ms:.0f} / {steps.max_ms:.0f} ms"],
+        [
+            "steps that called time.sleep; seconds slept in steps",
+            f"{steps.sleeping_steps}; {steps.slept_seconds:.2f} s",
+        ],
+        ["421 (queue full) answers", f"{polled.queue_full_answers}"],
+    ]
+    return f"""## Polling at scale
+
+{_table(["measure", "value"], rows)}
+
+Targets met: {met}.
+
+- **Method:** `.venv/bin/python -m bench.polling` (also run by `make bench`). {polled.tasks} `model_pose12`
+  tasks of {polled.tasks // 5} members (five each, quota granted by `quota_grant`), each input uploaded
+  through `media_upload` and the task created by `task_create`, which queues its first step as a
+  request does. The RunningHub simulator (devtools/runninghub_sim) runs in the bench process on
+  loopback: run time {polled.run_time:.0f} s per job, its concurrency limit {polled.max_concurrency},
+  webhooks off (every outcome is learnt by polling). One Celery worker, Procfile's command at
+  {steps.slots} prefork slots: `{" ".join(["celery", *polled.command[1:]])}`, with
+  `RUNNINGHUB_MAX_CONCURRENCY={polled.max_concurrency}` (so every task gets a slot at once) and
+  `RUNNINGHUB_POLL_INTERVAL={polled.poll_interval}`. No beat, no sweep.
+- **Calls per task** are counted in the simulator: a wrapper around its API handler charges each call
+  to the task it serves (an upload by its file name `<task id>.png`, a run by the upload it names, a
+  poll by the RunningHub task id the run returned); {unattributed} calls could not be charged. By path:
+  {paths}. The twelve result pictures each finished task downloads from the simulator's CDN are not
+  API calls and are counted apart.
+- **No slot sleeps:** bench/polling_probe.py, loaded into the worker with `--include`, times every
+  step from Celery's `task_prerun` to `task_postrun` in the pool child and counts the time that
+  child's thread spends in `time.sleep` during the step. A poll that waited for RunningHub would hold
+  its slot for about a poll interval or more and show up in the maximum step time and the sleep
+  count; a step that re-schedules itself with a countdown ends in milliseconds. The busy fraction is
+  the sum of step times over the slots × the span from the first step's start to the last one's end.
+- **Cost:** {polled.tasks} tasks × (1 upload + 1 run + about run time / poll interval polls + 12
+  downloads) of work for the one worker, at least one run time long however few tasks; the wall time
+  grows with the run time and, once the worker's slots are saturated, with the number of tasks.
+  `BENCH_POLL_TASKS` changes the count.
+"""
+
+
+def memory_section(*, polled: PollingRun | None, web: list[ProcessMemory] | None) -> str:
+    parts = ["## Memory", ""]
+    if web:
+        worst = max(p.peak_mb for p in web)
+        parts += [
+            f"Gunicorn workers serving the product's create load (target ≤ {WEB_TARGET_MB:.0f} MB each): "
+            f"largest peak **{worst:.1f} MB**.",
+            "",
+            _table(
+                ["process", "pid", "after start MB", "peak MB", "growth", "≤ target"], _memory_rows(web, WEB_TARGET_MB)
+            ),
+            "",
+        ]
+    if polled is not None:
+        worker = polled.worker_memory
+        worst = max(p.peak_mb for p in worker)
+        parts += [
+            f"The Celery worker during the polling run (target ≤ {WORKER_TARGET_MB:.0f} MB per process): "
+            f"largest peak **{worst:.1f} MB**.",
+            "",
+            _table(
+                ["process", "pid", "after start MB", "peak MB", "growth", "≤ target"],
+                _memory_rows(worker, WORKER_TARGET_MB),
+            ),
+            "",
+        ]
+    parts += [
+        "- **Method:** `VmHWM` (the kernel's high-water mark of the resident set) from `/proc/<pid>/status` of",
+        "  each gunicorn worker at the end of the create load, and of the Celery worker's main process and",
+        '  each prefork child at the end of the polling run; "after start" is `VmRSS` once the server answered',
+        "  or the worker was ready, before any load. MB = 10^6 bytes. Resident pages shared with the",
+        "  forking parent count in every process that maps them.",
+    ]
+    return "\n".join(parts) + "\n"
