@@ -438,3 +438,79 @@ def test_member_page_is_a_hub_with_tasks_and_a_readable_ledger(assert_max_statem
 def test_user_list_has_one_member_filter() -> None:
     page = logged_in(make_support()).get("/admin/accounts/user/").content.decode()
     assert "?membership=active" in page and "is_member__exact" not in page
+
+
+def test_durations_read_in_seconds_minutes_or_hours() -> None:
+    member = make_member()
+    took = {n: make_task(member, TaskStatus.SUCCESS) for n in (42, 125, 3725)}
+    for seconds, task in took.items():
+        Task.objects.filter(pk=task.pk).update(completed_at=F("started_at") + timedelta(seconds=seconds))
+    page = logged_in(make_support()).get(CHANGELIST).content.decode()
+    assert 'class="field-duration">42秒<' in page
+    assert 'class="field-duration">2分5秒<' in page
+    assert 'class="field-duration">1小时2分<' in page
+
+
+def test_a_stored_value_that_is_not_a_web_url_is_shown_as_text_never_as_a_link() -> None:
+    task = make_task(make_member(), TaskStatus.SUCCESS)
+    Task.objects.filter(pk=task.pk).update(
+        input_image_url="javascript:alert(1)", result_urls=["uploads/7/p.png", "https://cdn.example.com/r/1.png"]
+    )
+    page = logged_in(make_support()).get(f"{CHANGELIST}{task.pk}/change/").content.decode()
+    assert "<code>javascript:alert(1)</code>" in page and "<code>uploads/7/p.png</code>" in page
+    assert 'href="javascript:' not in page and 'src="javascript:' not in page and 'src="uploads/' not in page
+    assert page.count('<img src="https://cdn.example.com/r/1.png"') == 1, "a web URL is still an image"
+
+
+def test_the_page_of_a_task_that_does_not_exist_says_so() -> None:
+    missing = "8d1c4a3e-0000-4000-8000-000000000000"
+    response = logged_in(make_support()).get(f"{CHANGELIST}{missing}/change/")
+    assert response.status_code == 302 and response["Location"] == "/admin/"
+    [message] = [str(m) for m in response.wsgi_request._messages]
+    assert missing in message
+
+
+def test_a_retried_task_and_its_retry_link_to_each_other() -> None:
+    failed = make_task(make_member(), TaskStatus.FAILED)
+    client = logged_in(make_support())
+    run_action(client, "retry", failed, apply="1")
+    retry = Task.objects.get(retry_of=failed)
+
+    original_page = client.get(f"{CHANGELIST}{failed.pk}/change/").content.decode()
+    assert f'已重试为 <a href="{CHANGELIST}{retry.pk}/change/">{retry.pk}</a>' in original_page
+    assert "重试自" not in original_page
+    retry_page = client.get(f"{CHANGELIST}{retry.pk}/change/").content.decode()
+    assert f'重试自 <a href="{CHANGELIST}{failed.pk}/change/">{failed.pk}</a>' in retry_page
+    assert "已重试为" not in retry_page
+
+
+def test_failing_a_selection_that_left_the_filtered_list_changes_nothing_and_says_why() -> None:
+    """Staff selected a pending task; it finished before they confirmed: the action on the
+    pending list finds nothing to fail, refunds nothing, and says so."""
+    member = make_member()
+    task = make_task(member, TaskStatus.SUCCESS)
+    response = logged_in(make_support()).post(
+        f"{CHANGELIST}?status__exact=pending",
+        {"action": "fail_and_refund", "_selected_action": [str(task.pk)], "apply": "1", "reason": "卡住"},
+    )
+    assert levels_and_texts(response) == [
+        (WARNING, "没有任务被改动:所选任务已不在当前筛选结果中(可能刚被处理或已结束)。")
+    ]
+    assert Task.objects.get(pk=task.pk).status == TaskStatus.SUCCESS
+    assert not refunds(task) and balance(member) == 9
+    assert not LogEntry.objects.filter(object_id=str(task.pk)).exists()
+
+
+def test_member_page_offers_compensation_only_to_staff_who_may_adjust_quota() -> None:
+    member = make_member()
+    failed = make_task(member, TaskStatus.FAILED)
+    viewer = make_user(is_staff=True)
+    viewer.user_permissions.add(*Permission.objects.filter(codename__in=["view_user", "view_task"]))
+    url = f"/admin/accounts/user/{member.pk}/change/"
+
+    page = logged_in(viewer).get(url).content.decode()
+    assert f'href="{CHANGELIST}{failed.pk}/change/"' in page, "the task is listed"
+    assert 'class="compensate-task"' not in page and "column-compensate" not in page
+
+    page = logged_in(make_support()).get(url).content.decode()
+    assert page.count('class="compensate-task"') == 1
