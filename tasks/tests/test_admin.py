@@ -466,7 +466,7 @@ def test_the_page_of_a_task_that_does_not_exist_says_so() -> None:
     missing = "8d1c4a3e-0000-4000-8000-000000000000"
     response = logged_in(make_support()).get(f"{CHANGELIST}{missing}/change/")
     assert response.status_code == 302 and response["Location"] == "/admin/"
-    [message] = [str(m) for m in response.wsgi_request._messages]
+    [(_level, message)] = levels_and_texts(response)
     assert missing in message
 
 
