@@ -101,3 +101,30 @@ def test_without_redis_a_long_poll_looks_again_and_sees_the_change(
     assert response.json()["data"]["status"] == "processing"
     assert pauses == [1.0], "one look after one pause saw the change"
     assert time.monotonic() - started < 5, "answered at that look, not at the end of the wait"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_without_redis_a_long_poll_with_no_change_answers_when_the_wait_is_over(
+    client_for: Client, member: User, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A look that finds the task as it was goes on waiting; the last pause ends at the deadline,
+    and the answer is the task as it is then."""
+    import time
+
+    from tasks.tests.factories import make_task
+
+    settings.TASK_EVENTS_REDIS_URL = ""
+    task = make_task(member)
+    pauses: list[float] = []
+    real_sleep = time.sleep
+
+    def pause(seconds: float) -> None:
+        pauses.append(seconds)
+        real_sleep(seconds)
+
+    monkeypatch.setattr("tasks.selectors.time.sleep", pause)
+    started = time.monotonic()
+    response = client_for(member).get(f"/api/task/{task.pk}", {"wait": 2})
+    assert response.json()["data"]["status"] == "pending"
+    assert len(pauses) == 2 and pauses[0] == 1.0 and 0 < pauses[1] <= 1.0, pauses
+    assert 2.0 <= time.monotonic() - started < 4
