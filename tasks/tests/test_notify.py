@@ -3,19 +3,24 @@ while it waits (tasks/notify.py, tasks/selectors.py task_get_when_changed)."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
+from unittest import mock
 
 import pytest
+import redis
 from django.db import connection
+from redis.client import PubSub
 from rest_framework.test import APIClient
 
 from accounts.models import User
 from tasks.lifecycle import task_set_stage, task_start
 from tasks.models import TaskStage, TaskStatus
-from tasks.notify import _listener
+from tasks.notify import _listener, task_changed, task_watch
 from tasks.tests.conftest import wait_for
 from tasks.tests.factories import broker, make_task
 
@@ -112,3 +117,41 @@ def test_a_hundred_waiters_do_not_hold_a_hundred_database_connections(member: Us
         waiter.join(timeout=30)
     assert all(answer is not None and answer[0].status_code == 200 for answer in answers)
     assert during - before < 10, f"{during - before} connections held by 100 waiters"
+
+
+def test_after_losing_its_redis_connection_the_listener_subscribes_again_and_wakes_waiters(
+    member: User, client_for: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    task = make_task(member)
+    with task_watch(task.pk):
+        listener = _listener._thread  # running and subscribed
+    read = PubSub.parse_response
+    lost, subscribed_again = threading.Event(), threading.Event()
+
+    def parse_response(pubsub: PubSub, block: bool = True, timeout: float = 0) -> Any:
+        """The listener's next read finds the connection reset; later reads are real."""
+        if threading.current_thread() is listener and not lost.is_set():
+            lost.set()
+            raise redis.ConnectionError("Connection reset by peer")
+        response = read(pubsub, block=block, timeout=timeout)
+        if threading.current_thread() is listener and lost.is_set():
+            subscribed_again.set()  # the new subscription's confirmation was read
+        return response
+
+    with mock.patch.object(PubSub, "parse_response", parse_response), caplog.at_level(logging.WARNING, "tasks.notify"):
+        task_changed(uuid.uuid4())  # any message ends the listener's current read
+        assert lost.wait(10) and subscribed_again.wait(10)
+        answers: list[Any] = [None]
+        waiter = threading.Thread(
+            target=_waiting_get, args=(client_for(member), f"/api/task/{task.pk}?wait=20", answers, 0)
+        )
+        waiter.start()
+        waiting_on(task, 1)
+        with broker():
+            task_start(task_id=task.pk)
+        changed_at = time.monotonic()
+        waiter.join(timeout=25)
+    response, answered_at = answers[0]
+    assert response.json()["data"]["status"] == "processing"
+    assert answered_at - changed_at < 1.0, "woken by the new subscription, not by the end of the wait"
+    assert "task change subscription lost; reconnecting" in caplog.text
