@@ -4,8 +4,13 @@ quota; two sweeps at once are harmless (real threads on PostgreSQL)."""
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -14,6 +19,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from accounts.tests.factories import balance, make_member, make_user
+from aimodel.engines import runninghub_client
 from core.tests.helpers import race
 from quota.models import LedgerKind, QuotaLedger
 from quota.selectors import quota_mismatches
@@ -277,3 +283,77 @@ def test_quota_moves_racing_the_sweep_on_the_same_member_keep_balances_right() -
     assert balance(owner) == running == 23 - 3
     assert quota_mismatches() == []
     assert task_counter_mismatches() == []
+
+
+def test_without_redis_the_sweep_fails_and_refunds_all_the_same(settings: Any) -> None:
+    """The embedded default has no Redis to announce the failures on: nobody is told, nothing breaks."""
+    settings.TASK_EVENTS_REDIS_URL = ""
+    tasks = make_stale_tasks(3)
+    assert tasks_sweep().failed_pending == 3
+    assert {t.status for t in Task.objects.filter(pk__in=[t.pk for t in tasks])} == {TaskStatus.FAILED}
+    assert balance(tasks[0].user) == 3 and quota_mismatches() == []
+
+
+class SweepClock:
+    """The sweep's clock (its `time` module), moved on only by the test."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@contextmanager
+def slow_runninghub(settings: Any, clock: SweepClock, *, takes: float) -> Iterator[list[str]]:
+    """RunningHub on loopback: every call takes `takes` seconds of the sweep's clock and fails with
+    HTTP 500. Yields the paths called."""
+    calls: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            calls.append(self.path)
+            clock.now += takes
+            self.send_response(500)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings.RUNNINGHUB_BASE_URL = f"http://127.0.0.1:{server.server_address[1]}"
+    runninghub_client.cache_clear()
+    try:
+        yield calls
+    finally:
+        server.shutdown()
+        server.server_close()
+        runninghub_client.cache_clear()
+
+
+def test_a_slow_runninghub_ends_the_sweep_within_its_budget_and_the_next_sweep_goes_on(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Timed-out RunningHub jobs get their last look one by one, oldest first; once a look has used
+    up the time budget, the sweep looks at no more of them and leaves them processing."""
+    owner = make_member(quota=5)
+    jobs = [
+        make_task(owner, TaskStatus.PROCESSING, task_type=TaskType.MODEL_POSE12, vendor_task_id=f"1990{n}", age=age)
+        for n, age in enumerate([timedelta(hours=2), timedelta(hours=3), timedelta(hours=2, minutes=30)])
+    ]
+    oldest = jobs[1]
+    clock = SweepClock()
+    monkeypatch.setattr(sweep, "time", clock)
+    with slow_runninghub(settings, clock, takes=sweep.SWEEP_TIME_BUDGET_SECONDS + 1) as calls, broker():
+        assert tasks_sweep().failed_processing == 1
+        assert calls == ["/task/openapi/outputs"], "one last look, then the budget was spent"
+        assert Task.objects.get(pk=oldest.pk).status == TaskStatus.FAILED
+        assert {Task.objects.get(pk=t.pk).status for t in jobs if t != oldest} == {TaskStatus.PROCESSING}
+
+        monkeypatch.setattr(sweep, "time", time)
+        assert tasks_sweep().failed_processing == 2
+    assert {Task.objects.get(pk=t.pk).failure_code for t in jobs} == {FailureCode.PROCESSING_TIMEOUT}
+    assert balance(owner) == 5 and quota_mismatches() == []
