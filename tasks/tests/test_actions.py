@@ -3,6 +3,7 @@ failing refunds once, and the history and the ledger name who did it."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -10,11 +11,13 @@ import pytest
 from rest_framework.test import APIClient
 
 from accounts.models import User
-from accounts.tests.factories import balance, make_member
+from accounts.tests.factories import balance, make_member, make_support
+from core import errors
 from core.tests.helpers import error_of
 from quota.models import LedgerKind, QuotaLedger
 from quota.selectors import quota_mismatches
-from tasks.models import FailureCode, TaskEvent, TaskStatus
+from tasks.actions import task_refund_missing, task_retry
+from tasks.models import FailureCode, Task, TaskEvent, TaskStatus
 from tasks.tests.factories import broker, make_task, public_dns
 
 pytestmark = pytest.mark.django_db
@@ -109,3 +112,11 @@ def test_the_archive_is_for_successful_tasks_of_ones_own(client_for: Client, mem
     assert error_of(client.get(f"/api/task/{make_task(member, TaskStatus.FAILED).pk}/archive")) == (409, 4005)
     stranger = make_task(make_member(), TaskStatus.SUCCESS)
     assert error_of(client.get(f"/api/task/{stranger.pk}/archive")) == (403, 4003)
+
+
+@pytest.mark.parametrize("action", [task_retry, task_refund_missing], ids=["retry", "refund_missing"])
+def test_support_actions_on_a_task_that_does_not_exist_are_4004_and_write_nothing(action: Any) -> None:
+    support = make_support()
+    with pytest.raises(errors.TaskNotFound):
+        action(task_id=uuid.uuid4(), actor=support)
+    assert not QuotaLedger.objects.exists() and not Task.objects.exists() and not TaskEvent.objects.exists()

@@ -162,3 +162,23 @@ def test_one_slot_shared_fairly_end_to_end(
     assert state["peakBusy"] == 1 and state["queueFullAnswers"] == 0
     assert positions[0] >= 19 and positions == list(range(positions[0], 0, -1)), positions
     assert quota_mismatches() == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_task_given_its_slot_while_its_worker_asked_keeps_it_and_its_lease(settings: Any) -> None:
+    """Another dispatch (the sweep's, or a job leaving RunningHub) handed the slot to the task
+    between its worker's look and its request: the worker is told to go on, and holds the task."""
+    settings.RUNNINGHUB_MAX_CONCURRENCY = 1
+    member = make_member(quota=5)
+    task, behind = (make_task(member, task_type=TaskType.MODEL_POSE12) for _ in range(2))
+    lease = timezone.now() + timedelta(minutes=5)
+    Task.objects.filter(pk=task.pk).update(lease_until=lease)
+    with broker():
+        pose12_dispatch()
+    assert Task.objects.get(pk=task.pk).stage == TaskStage.SUBMITTED
+    with broker() as queued:
+        assert pose12_dispatch(claimant_id=task.pk) is True
+    task.refresh_from_db()
+    assert (task.stage, task.lease_until) == (TaskStage.SUBMITTED, lease)
+    assert queued.sent == [], "nothing queued: its worker submits it now"
+    assert slots_in_use() == 1 and queue_positions() == {behind.pk: 1}

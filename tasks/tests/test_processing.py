@@ -30,7 +30,7 @@ from quota.selectors import quota_mismatches
 from tasks.actions import task_cancel
 from tasks.creation import task_create
 from tasks.models import FailureCode, Task, TaskEvent, TaskStatus, TaskType
-from tasks.processing import MAX_TRANSIENT_ERRORS, QUEUE_FULL_BACKOFF_STEPS, task_advance
+from tasks.processing import MAX_TRANSIENT_ERRORS, QUEUE_FULL_BACKOFF_STEPS, task_advance, task_processing_timed_out
 from tasks.queue import CANCEL_VENDOR_TASK
 from tasks.sweep import tasks_sweep
 from tasks.tests.conftest import wait_for
@@ -255,6 +255,43 @@ def test_a_job_still_running_at_the_timeout_fails(
     with broker():
         assert tasks_sweep().failed_processing == 1
     failed_with(task, FailureCode.PROCESSING_TIMEOUT, "处理超时")
+
+
+@pytest.mark.usefixtures("prompt_templates")
+def test_a_finished_job_whose_task_a_worker_holds_is_left_to_that_worker(
+    sim: SimulatorHandle, member: User, uploaded: str, settings: Any
+) -> None:
+    task = submitted(sim, member, uploaded, run_time=0)
+    started_ago(task, settings, timeouts=1.5)
+    lease = timezone.now() + timedelta(seconds=30)
+    Task.objects.filter(pk=task.pk).update(lease_until=lease)
+    due = Task.objects.get(pk=task.pk).next_attempt_at
+    with broker() as queued:
+        assert tasks_sweep().failed_processing == 0
+    assert sim.state()["calls"]["/task/openapi/outputs"] == 1, "the last look saw the job finished"
+    assert queued.task_ids() == [], "no second worker is sent to collect it"
+    task.refresh_from_db()
+    assert (task.status, task.lease_until, task.next_attempt_at) == (TaskStatus.PROCESSING, lease, due)
+
+
+def test_a_task_that_finished_before_its_last_look_is_left_as_it_is(sim: SimulatorHandle, member: User) -> None:
+    """The sweep picked it as timed out; its worker finished it meanwhile."""
+    task = make_task(member, TaskStatus.SUCCESS, task_type=TaskType.MODEL_POSE12, vendor_task_id="19001")
+    with broker() as queued:
+        assert task_processing_timed_out(task_id=task.pk) is False
+    task.refresh_from_db()
+    assert (task.status, refunds(task), queued.sent) == (TaskStatus.SUCCESS, 0, [])
+    assert sim.state()["calls"].get("/task/openapi/outputs", 0) == 0
+
+
+def test_a_timed_out_task_without_a_runninghub_job_fails_without_asking_runninghub(
+    sim: SimulatorHandle, member: User
+) -> None:
+    task = make_task(member, TaskStatus.PROCESSING, age=timedelta(hours=2))
+    with broker():
+        assert task_processing_timed_out(task_id=task.pk) is True
+    failed_with(task, FailureCode.PROCESSING_TIMEOUT, "处理超时")
+    assert sim.state()["calls"].get("/task/openapi/outputs", 0) == 0
 
 
 # --- submitting ----------------------------------------------------------------------------------
