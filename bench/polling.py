@@ -7,7 +7,8 @@ RUN_TIME / RUNNINGHUB_POLL_INTERVAL + 4; how long each worker step held its slot
 that was spent in time.sleep (bench/polling_probe.py, loaded into the worker); the worker's memory
 (VmHWM of the main process and of each pool child).
 
-    .venv/bin/python -m bench.polling        # alone, on its own database (bench/environment.py)
+    .venv/bin/python -m bench.polling          # alone, on its own database (bench/environment.py)
+    .venv/bin/python -m bench.polling --web    # and the gunicorn workers' memory under the create load
 
 Tasks are created as members create them: a member with quota, an upload through the media
 service, `task_create`. The simulator runs in this process, on loopback, without webhooks, so the
@@ -63,6 +64,9 @@ class CallCounter:
         self.unattributed: Counter[str] = Counter()
         self._file_owner: dict[str, str] = {}
         self._vendor_owner: dict[str, str] = {}
+        self._runs: list[float] = []
+        self._last_poll: dict[str, float] = {}
+        self.poll_gaps: list[float] = []
         self._lock = threading.Lock()
         handle = server.simulator.handle_api
 
@@ -89,16 +93,25 @@ class CallCounter:
             else:
                 payload = json.loads(body or b"{}")
                 if "nodeInfoList" in payload:
+                    self._runs.append(time.monotonic())
                     images = [n.get("fieldValue") for n in payload["nodeInfoList"] if n.get("fieldName") == "image"]
                     owner = self._file_owner.get(str(images[0])) if images else None
                     if owner and isinstance(data, dict) and data.get("taskId"):
                         self._vendor_owner[str(data["taskId"])] = owner
                 else:
-                    owner = self._vendor_owner.get(str(payload.get("taskId")))
+                    vendor_id = str(payload.get("taskId"))
+                    owner = self._vendor_owner.get(vendor_id)
+                    now = time.monotonic()
+                    if vendor_id in self._last_poll:
+                        self.poll_gaps.append(now - self._last_poll[vendor_id])
+                    self._last_poll[vendor_id] = now
             if owner:
                 self.by_task[owner] += 1
             else:
                 self.unattributed[path] += 1
+
+    def submit_span(self) -> float:
+        return max(self._runs) - min(self._runs) if self._runs else 0.0
 
 
 @dataclass(frozen=True)
@@ -126,7 +139,9 @@ class PollingRun:
     poll_interval: int
     max_concurrency: int
     create_seconds: float
-    wall_seconds: float
+    wall_seconds: float  # the worker ready to the last task's completion
+    submit_seconds: float  # the first run to the last, at the simulator
+    poll_gaps: list[float]  # seconds between a task's successive polls
     calls_per_task: list[int]
     calls_by_path: dict[str, int]
     unattributed: dict[str, int]
@@ -156,7 +171,7 @@ class PollingRun:
 
 
 def _read_steps(folder: Path) -> list[dict[str, Any]]:
-    steps = []
+    steps: list[dict[str, Any]] = []
     for path in folder.glob("steps-*.jsonl"):
         steps.extend(json.loads(line) for line in path.read_text().splitlines() if line)
     return steps
@@ -239,17 +254,20 @@ def run_polling(*, root: Path, environment: dict[str, str], folder: Path) -> Pol
         "RUNNINGHUB_POLL_INTERVAL": str(poll_interval),
     }
     product.purge_queues()
+    # The whole burst is ordered before the worker consumes, so every task is waiting for it at
+    # once (creating them beside the worker on two cores took 25 s, most of a run time).
+    orders = product.uploads(product.members(MEMBERS, quota=POLL_TASKS), POLL_TASKS)
+    ordering = time.monotonic()
+    created = product.create_pose12(orders)
+    create_seconds = time.monotonic() - ordering
+    print(f"polling: {len(created)} pose12 tasks created in {create_seconds:.1f}s", flush=True)
     worker = _Worker(root=root, environment=worker_environment, probe_dir=probe_dir, log=folder / "polling-worker.log")
     try:
         worker.wait_ready()
+        began = time.time()
         pids = worker.pids()
         baseline = memory.started(pids)
-        owners = product.members(MEMBERS, quota=POLL_TASKS)
-        began = time.monotonic()
-        created = product.create_pose12(owners, POLL_TASKS)
-        create_seconds = time.monotonic() - began
-        print(f"polling: {len(created)} pose12 tasks created in {create_seconds:.1f}s", flush=True)
-        product.wait_finished(created, until=began + DEADLINE_SECONDS)
+        product.wait_finished(created, until=time.monotonic() + DEADLINE_SECONDS)
         worker_memory = memory.peaks(pids, baseline)
     finally:
         worker.stop()
@@ -264,7 +282,9 @@ def run_polling(*, root: Path, environment: dict[str, str], folder: Path) -> Pol
         poll_interval=poll_interval,
         max_concurrency=POLL_TASKS,
         create_seconds=create_seconds,
-        wall_seconds=finished.wall_seconds,
+        wall_seconds=finished.last_completed - began,
+        submit_seconds=counter.submit_span(),
+        poll_gaps=counter.poll_gaps,
         calls_per_task=[counter.by_task[task_id] for task_id in created],
         calls_by_path=dict(counter.by_path),
         unattributed=dict(counter.unattributed),
@@ -277,19 +297,24 @@ def run_polling(*, root: Path, environment: dict[str, str], folder: Path) -> Pol
     )
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
+    """`--web` also measures the gunicorn workers' memory under the create load (bench/run.py)."""
     with bench_django() as environment:
         from django.core.management import call_command
 
         from bench import report
+        from bench.run import web_create_memory
 
         call_command("migrate", verbosity=0, interactive=False)
         with tempfile.TemporaryDirectory(prefix="bench-polling-") as folder:
+            web = None
+            if "--web" in argv:
+                web = web_create_memory(root=ROOT, environment=environment, folder=Path(folder))
             polled = run_polling(root=ROOT, environment=environment, folder=Path(folder))
         print(report.polling_section(polled))
-        print(report.memory_section(polled=polled, web=None))
+        print(report.memory_section(polled=polled, web=web))
         return 0 if all(polled.met.values()) else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -12,7 +12,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, SupportsIndex, TextIO
 
 from celery.signals import task_postrun, task_prerun, worker_ready
 
@@ -23,7 +23,7 @@ _running: dict[str, Any] = {}
 _out: dict[int, TextIO] = {}
 
 
-def _timed_sleep(seconds: float) -> None:
+def _timed_sleep(seconds: float | SupportsIndex) -> None:
     """time.sleep, counted against the task the calling thread runs (only a slot's own thread:
     helper threads such as the lease heartbeat wait without holding the slot)."""
     began = time.monotonic()

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Max, Min
+from django.db.models import Max
 from django.utils import timezone
 from PIL import Image
 
@@ -42,11 +42,11 @@ def _image(n: int) -> bytes:
     return buffer.getvalue()
 
 
-def members(count: int, *, quota: int) -> list[User]:
+def members(count: int, *, quota: int, prefix: str = "poll") -> list[User]:
     found = []
     expire = timezone.now() + timedelta(days=30)
     for n in range(count):
-        user = User.objects.create_user(username=f"poll_{n:04d}", password=None)
+        user = User.objects.create_user(username=f"{prefix}_{n:04d}", password=None)
         User.objects.filter(pk=user.pk).update(is_member=True, quota_expire_at=expire)
         quota_grant(user_id=user.pk, amount=quota, days=30, reason="bench.polling")
         user.refresh_from_db()
@@ -54,20 +54,29 @@ def members(count: int, *, quota: int) -> list[User]:
     return found
 
 
-def create_pose12(owners: list[User], count: int) -> list[str]:
-    """`count` tasks, the members taking turns; queued by task_create as a request would queue them."""
-    created = []
+def uploads(owners: list[User], count: int) -> list[tuple[User, str]]:
+    """`count` inputs uploaded through the media service, the members taking turns."""
+    found = []
     for n in range(count):
         user = owners[n % len(owners)]
         _, url, _ = media_upload(user_id=user.pk, data=_image(n))
-        result = task_create(
-            user=user,
-            task_type=TaskType.MODEL_POSE12,
-            input_image_url=url,
-            params={"scene": "street", "category": "dress"},
+        found.append((user, url))
+    return found
+
+
+def create_pose12(orders: list[tuple[User, str]]) -> list[str]:
+    """One task per (member, upload), queued by task_create as a request would queue it."""
+    return [
+        str(
+            task_create(
+                user=user,
+                task_type=TaskType.MODEL_POSE12,
+                input_image_url=url,
+                params={"scene": "street", "category": "dress"},
+            ).task.pk
         )
-        created.append(str(result.task.pk))
-    return created
+        for user, url in orders
+    ]
 
 
 def wait_finished(task_ids: list[str], *, until: float) -> None:
@@ -79,11 +88,13 @@ def wait_finished(task_ids: list[str], *, until: float) -> None:
 @dataclass(frozen=True)
 class Outcomes:
     by_status: dict[str, int]
-    wall_seconds: float  # the first task's creation to the last one's completion
+    last_completed: float  # epoch seconds; NaN when none completed
 
 
 def outcomes(task_ids: list[str]) -> Outcomes:
     tasks = Task.objects.filter(pk__in=task_ids)
-    span = tasks.aggregate(first=Min("created_at"), last=Max("completed_at"))
-    wall = (span["last"] - span["first"]).total_seconds() if span["last"] else float("nan")
-    return Outcomes(by_status=dict(Counter(tasks.values_list("status", flat=True))), wall_seconds=wall)
+    last = tasks.aggregate(last=Max("completed_at"))["last"]
+    return Outcomes(
+        by_status=dict(Counter(tasks.values_list("status", flat=True))),
+        last_completed=last.timestamp() if last else float("nan"),
+    )

@@ -22,9 +22,10 @@ from django.db import connection
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.models import User
-from bench import create_sql, load, profile, report
+from bench import create_sql, load, memory, polling_tasks, profile, report
 from bench.images import png_bytes
-from bench.seed import PASSWORD, SeedSize, seed
+from bench.polling import run_polling
+from bench.seed import PASSWORD, QUOTA_HEADROOM, SeedSize, seed
 from bench.server import Gunicorn
 from bench.sweep import row_by_row, set_based
 from config.celery import app as celery_app
@@ -159,6 +160,31 @@ def _hash_ms() -> dict[str, float]:
     return found
 
 
+def web_create_memory(*, root: Path, environment: dict[str, str], folder: Path) -> list[memory.ProcessMemory]:
+    """The gunicorn workers' memory under the create load alone, for `python -m bench.polling --web`:
+    the same server, connections and duration as in `run`, over members made for it."""
+    owners = polling_tasks.members(CREATE_MEMBERS // 5, quota=QUOTA_HEADROOM, prefix="web")
+    lines = _create_lines(_tokens([user.pk for user in owners]))
+    server = Gunicorn(root=root, environment=environment, log=folder / "web-memory.log")
+    try:
+        server.wait_ready(path="/api/task/create", ok=(401, 405))
+        pids = dict.fromkeys(server.worker_pids(), "gunicorn worker")
+        started = memory.started(pids)
+        result = load.run(
+            "POST /api/task/create (product)",
+            url=f"{server.base_url}/api/task/create",
+            method="POST",
+            lines=lines,
+            folder=folder,
+            connections=CREATE_CONNECTIONS,
+            seconds=CREATE_SECONDS,
+        )
+        print(result, flush=True)
+        return memory.peaks(pids, started)
+    finally:
+        server.stop()
+
+
 def run(*, root: Path, environment: dict[str, str]) -> int:
     began = perf_counter()
     folder = Path(environment["DJANGO_VAR_DIR"])
@@ -216,7 +242,11 @@ def run(*, root: Path, environment: dict[str, str]) -> int:
 
     product = serve("config.wsgi:application", "product")
     try:
+        web_pids = dict.fromkeys(product.worker_pids(), "gunicorn worker")
+        web_started = memory.started(web_pids)
         results.append(create_load(product, "POST /api/task/create (product)"))
+        web_memory = memory.peaks(web_pids, web_started)
+        print(f"gunicorn workers' memory: {web_memory}", flush=True)
         # Profiled right after, before the logins: a login burst leaves Argon2 work queued behind it.
         profiled = profile.record(
             pids=product.worker_pids(),
@@ -285,6 +315,9 @@ def run(*, root: Path, environment: dict[str, str]) -> int:
     results.append(_pgbench(folder, first_user=seeded.light_id, members=len(light_ids)))
     print(results[-1], flush=True)
 
+    polled = run_polling(root=root, environment=environment, folder=folder)
+    print(f"polling: {polled.met}", flush=True)
+
     purged = celery_app.control.purge()
     cache.clear()
     facts = report.Facts(
@@ -296,10 +329,18 @@ def run(*, root: Path, environment: dict[str, str]) -> int:
         mismatches=mismatches,
         hash_ms=_hash_ms(),
     )
-    text = report.render(facts=facts, results=results, sweeps=sweeps, list_sql=list_sql, profiled=profiled)
+    text = report.render(
+        facts=facts,
+        results=results,
+        sweeps=sweeps,
+        list_sql=list_sql,
+        profiled=profiled,
+        polled=polled,
+        web_memory=web_memory,
+    )
     report.write(root / "BENCHMARKS.md", text)
     print(text)
     # The basic_clean engine has its own section of BENCHMARKS.md, kept by bench.engine itself.
     subprocess.run([sys.executable, "-m", "bench.engine", "--write"], cwd=root, check=True, timeout=600)
     print(f"wrote BENCHMARKS.md ({perf_counter() - began:.0f}s in all)")
-    return 1 if any(r.errors for r in results) or any(mismatches.values()) else 0
+    return 1 if any(r.errors for r in results) or any(mismatches.values()) or not all(polled.met.values()) else 0
