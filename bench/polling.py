@@ -254,8 +254,8 @@ def run_polling(*, root: Path, environment: dict[str, str], folder: Path) -> Pol
         "RUNNINGHUB_POLL_INTERVAL": str(poll_interval),
     }
     product.purge_queues()
-    # The whole burst is ordered before the worker consumes, so every task is waiting for it at
-    # once (creating them beside the worker on two cores took 25 s, most of a run time).
+    # The whole burst is ordered before the worker consumes, so every task waits for it at once:
+    # ordered beside the worker on two cores, the first jobs finish before the last are submitted.
     orders = product.uploads(product.members(MEMBERS, quota=POLL_TASKS), POLL_TASKS)
     ordering = time.monotonic()
     created = product.create_pose12(orders)

@@ -340,8 +340,9 @@ Targets met: {met}.
   tasks of {polled.tasks // 5} members (five each, quota granted by `quota_grant`), each input uploaded
   through `media_upload` and the task created by `task_create`, which queues its first step as a
   request does. The whole burst is ordered before the worker starts consuming, so all of it waits
-  for the worker at once (ordered beside the worker, creation took 25 s of the two cores and only
-  ~350 jobs overlapped at RunningHub); the wall time runs from the worker's ready signal. The
+  for the worker at once (ordered beside the worker, creation shares the two cores with it and the
+  first jobs finish before the last are submitted); the wall time runs from the worker's ready
+  signal. The
   RunningHub simulator (devtools/runninghub_sim) runs in the bench process on
   loopback: run time {polled.run_time:.0f} s per job, its concurrency limit {polled.max_concurrency},
   webhooks off (every outcome is learnt by polling). One Celery worker, Procfile's command at
