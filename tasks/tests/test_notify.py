@@ -19,10 +19,11 @@ from rest_framework.test import APIClient
 
 from accounts.models import User
 from tasks.lifecycle import task_set_stage, task_start
-from tasks.models import TaskStage, TaskStatus
+from tasks.models import Task, TaskStage, TaskStatus
 from tasks.notify import _listener, task_changed, task_watch
+from tasks.sweep import tasks_sweep
 from tasks.tests.conftest import wait_for
-from tasks.tests.factories import broker, make_task
+from tasks.tests.factories import broker, make_stale_tasks, make_task
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -155,3 +156,15 @@ def test_after_losing_its_redis_connection_the_listener_subscribes_again_and_wak
     assert response.json()["data"]["status"] == "processing"
     assert answered_at - changed_at < 1.0, "woken by the new subscription, not by the end of the wait"
     assert "task change subscription lost; reconnecting" in caplog.text
+
+
+def test_with_redis_down_the_sweep_still_fails_its_tasks_and_logs_the_lost_announcement(
+    settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Losing the announcement only delays waiters until their timeout; the failures stand."""
+    settings.TASK_EVENTS_REDIS_URL = "redis://127.0.0.1:1/0"  # loopback, nothing listens
+    tasks = make_stale_tasks(3)
+    with broker(), caplog.at_level(logging.WARNING, "tasks.notify"):
+        assert tasks_sweep().failed_pending == 3
+    assert not Task.objects.filter(pk__in=[t.pk for t in tasks]).exclude(status=TaskStatus.FAILED).exists()
+    assert "could not publish the change of 3 tasks" in caplog.text
