@@ -26,7 +26,7 @@ def _hit(key: str, window: int) -> tuple[int, int]:
     """Count one request in `key`'s window; (requests so far in the window, seconds it has left)."""
     cache = caches["default"]
     if isinstance(cache, RedisCache):
-        redis_key = cache.make_and_validate_key(key)
+        redis_key = cache.make_key(key)
         client = cache._cache.get_client(redis_key, write=True)
         pipe = client.pipeline(transaction=False)
         pipe.set(redis_key, 0, ex=window, nx=True)
@@ -40,6 +40,11 @@ def _hit(key: str, window: int) -> tuple[int, int]:
 
 class CountingThrottle(SimpleRateThrottle):
     """SimpleRateThrottle's rates and keys, counted in a fixed window (see the module)."""
+
+    # Set by SimpleRateThrottle from the rate ("30/min": 30 requests, 60 seconds).
+    num_requests: int
+    duration: int
+    window_left: int = 0
 
     def allow_request(self, request: Request, view: APIView) -> bool:
         if self.rate is None:

@@ -94,28 +94,50 @@ def _within_balance(user: User, delta: int) -> None:
         raise errors.InvalidParams(f"配额余额不能超过 {MAX_BALANCE}", f"The balance must not exceed {MAX_BALANCE}")
 
 
+# The charge as one statement: the balance moves only for an active member who has enough, and
+# the row stays locked (FOR NO KEY UPDATE, taken by the UPDATE) until the caller's transaction ends.
+_CHARGE_SQL = """
+UPDATE {users} SET quota_remaining = quota_remaining - %(amount)s
+WHERE id = %(user)s AND quota_remaining >= %(amount)s
+  AND is_member AND (quota_expire_at IS NULL OR quota_expire_at > %(now)s)
+RETURNING quota_remaining
+"""
+
+
 def quota_deduct(
     *, user_id: int, amount: int, task_id: uuid.UUID | None = None, reason: str = "", actor: User | None = None
 ) -> QuotaLedger:
-    """Charge `amount`. Inside a caller's transaction it adds no savepoint, so the charge and the
-    caller's insert commit or roll back together; the user row stays locked until then."""
+    """Charge `amount`: two statements (the conditional balance update, the ledger row). Inside a
+    caller's transaction it adds no savepoint, so the charge and the caller's insert commit or roll
+    back together; the user row stays locked until then."""
     _positive(amount)
-    refusal: errors.ApplicationError | None = None
-    with transaction.atomic(savepoint=False):
-        user = User.objects.select_for_update(no_key=True).filter(pk=user_id).first()
-        if user is None:
-            refusal = errors.QuotaUserNotFound()
-        elif not user.is_active_member:
-            refusal = errors.QuotaNotMember()
-        elif user.quota_remaining < amount:
-            refusal = errors.QuotaInsufficient()
-        else:
-            row = _move(user=user, delta=-amount, kind=LedgerKind.DEDUCT, task_id=task_id, reason=reason, actor=actor)
-    # Raised outside the block: an exception inside a savepoint-less block would doom the caller's
-    # whole transaction even though nothing was written.
-    if refusal is not None:
-        raise refusal
-    return row
+    now = timezone.now()
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        cursor.execute(
+            _CHARGE_SQL.format(users=connection.ops.quote_name(User._meta.db_table)),
+            {"amount": amount, "user": user_id, "now": connection.ops.adapt_datetimefield_value(now)},
+        )
+        charged = cursor.fetchone()
+        if charged is not None:
+            row = QuotaLedger.objects.create(
+                user_id=user_id,
+                delta=-amount,
+                balance_after=charged[0],
+                kind=LedgerKind.DEDUCT,
+                task_id=task_id,
+                reason=reason[:255],
+                actor=actor,
+            )
+            transaction.on_commit(lambda: _moved_event(row))
+            return row
+    # Nothing was written; say why (the refusal is raised outside the block, so that a caller's
+    # transaction is not doomed by it).
+    user = User.objects.filter(pk=user_id).only("is_member", "quota_expire_at", "quota_remaining").first()
+    if user is None:
+        raise errors.QuotaUserNotFound()
+    if not user.is_active_member:
+        raise errors.QuotaNotMember()
+    raise errors.QuotaInsufficient()
 
 
 def quota_refund(

@@ -18,7 +18,7 @@ from core import errors
 from media.fetch import FetchError, check_user_url
 from media.services import media_require_upload, upload_key_for_url, upload_key_for_user
 from quota.services import quota_deduct
-from tasks.counters import task_counted
+from tasks.counters import task_active_count, task_counted
 from tasks.events import task_created_event
 from tasks.models import IdempotencyKey, Task, TaskStatus, TaskType
 from tasks.queue import enqueue_advance
@@ -198,7 +198,7 @@ def _charge_and_insert(
                 user_id=user.pk, amount=task.cost, task_id=task.id, reason=f"创建任务 {task.get_type_display()}"
             )
         # The user row is locked by now, so two requests cannot both squeeze under the cap.
-        active = Task.objects.filter(user=user).active().count()
+        active = task_active_count(user_id=user.pk)
         if active + len(tasks) > settings.MEMBER_MAX_ACTIVE_TASKS:
             raise errors.RateLimited(
                 f"未完成的任务已达上限({settings.MEMBER_MAX_ACTIVE_TASKS} 个),请等待任务完成后再提交",
