@@ -20,7 +20,6 @@ from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
 from config.logging import logging_config
-from config.sentry import init_sentry
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
@@ -441,7 +440,10 @@ WORKER_METRICS_ADDR: str = _setting("WORKER_METRICS_ADDR", env.str, "0.0.0.0")  
 
 SENTRY_DSN: str = _setting("SENTRY_DSN", env.str, "")
 if SENTRY_DSN:
-    # No user data, request bodies or query strings leave the service (config/sentry.py).
+    # No user data, request bodies or query strings leave the service (config/sentry.py). Imported
+    # only when configured: sentry-sdk and its HTTP transport cost every process ~25 MB.
+    from config.sentry import init_sentry
+
     init_sentry(
         dsn=SENTRY_DSN,
         environment=_setting("SENTRY_ENVIRONMENT", env.str, "production"),

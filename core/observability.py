@@ -10,11 +10,11 @@ carries the id of the request that created the task."""
 from __future__ import annotations
 
 import re
+import sys
 import uuid
 from collections.abc import Callable
 from typing import Any
 
-import sentry_sdk
 import structlog
 from celery.signals import task_postrun
 from django.dispatch import receiver
@@ -46,7 +46,7 @@ class RequestLogMiddleware(RequestMiddleware):
         request_id = _request_id(request)
         # django-structlog reads the id from here (DJANGO_STRUCTLOG_TRUST_UPSTREAM_REQUEST_ID).
         request.META["HTTP_X_REQUEST_ID"] = request_id
-        sentry_sdk.set_tag("request_id", request_id)
+        _tag_error_reports(request_id)
         response: HttpResponse = super().__call__(request)  # type: ignore[assignment]
         response[REQUEST_ID_HEADER] = request_id
         return response
@@ -55,6 +55,14 @@ class RequestLogMiddleware(RequestMiddleware):
     def format_request(request: HttpRequest) -> str:
         # The path without its query: the RunningHub webhook URL carries its secret as ?token=.
         return f"{request.method} {request.path}"
+
+
+def _tag_error_reports(request_id: str) -> None:
+    """Sentry's reports of this request or step carry its id. sentry-sdk is loaded only when
+    SENTRY_DSN is set (config/settings.py), which spares every other process its ~25 MB."""
+    sentry = sys.modules.get("sentry_sdk")
+    if sentry is not None:
+        sentry.set_tag("request_id", request_id)
 
 
 def bind_user(user_id: object) -> None:
@@ -78,7 +86,7 @@ def _bind_celery_task(sender: Callable[..., Any], task: Any, **kwargs: Any) -> N
     structlog.contextvars.bind_contextvars(celery_task_id=task.request.id, celery_task=task.name)
     request_id = structlog.contextvars.get_contextvars().get("request_id")
     if request_id:
-        sentry_sdk.set_tag("request_id", request_id)
+        _tag_error_reports(request_id)
 
 
 @task_postrun.connect
