@@ -152,10 +152,6 @@ class Task(models.Model):
                 name="task_active_due",
             ),
             models.Index(fields=["vendor_task_id"], name="task_vendor_id"),
-            # The member's unfinished tasks (MEMBER_MAX_ACTIVE_TASKS) without reading their history.
-            models.Index(
-                fields=["user"], condition=models.Q(status__in=["pending", "processing"]), name="task_user_active"
-            ),
             # pose12 tasks waiting for a RunningHub slot, and those holding one.
             models.Index(
                 fields=["stage", "created_at"],
