@@ -20,9 +20,10 @@ from media.models import Upload
 from media.storage import get_storage
 from media.tests.factories import upload_photo
 from quota.selectors import quota_mismatches
+from tasks.actions import task_member_retry
 from tasks.creation import TaskOrder, task_batch_create, task_create
-from tasks.models import IdempotencyKey, Task, TaskType
-from tasks.tests.factories import INPUT_URL, broker, post_create, public_dns
+from tasks.models import IdempotencyKey, Task, TaskStatus, TaskType
+from tasks.tests.factories import INPUT_URL, broker, make_task, post_create, public_dns
 
 pytestmark = pytest.mark.django_db
 
@@ -317,3 +318,50 @@ def test_a_batch_racing_single_creates_keeps_the_quota_exact() -> None:
         assert Task.objects.filter(user=member, batch_id__isnull=False).count() == 6
     assert all(not isinstance(r, Exception) or getattr(r, "code", None) == 1003 for r in results), results
     assert quota_mismatches() == []
+
+
+def test_a_non_member_batch_is_4003_before_any_item_is_checked(client_for: Client, non_member: User) -> None:
+    # The item names no upload of this member; membership is refused first all the same.
+    response = post_batch(client_for(non_member), [{"type": "basic_clean", "inputImageUrl": INPUT_URL}])
+    assert error_of(response) == (403, 4003)
+    assert not Task.objects.filter(user=non_member).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_batches_with_one_idempotency_key_make_one_batch() -> None:
+    owner = make_member(quota=4)
+    orders = [TaskOrder(task_type=TaskType.BASIC_CLEAN, input_image_url=INPUT_URL, params={})] * 2
+
+    def order() -> object:
+        created = task_batch_create(user=owner, orders=orders, idempotency_key="bulk-race")
+        return (created.batch_id, created.replayed)
+
+    with public_dns(), broker():
+        results = race(*[order] * 6)
+    answers = [r for r in results if isinstance(r, tuple)]
+    assert len(answers) == len(results), results
+    assert len({batch for batch, _ in answers}) == 1
+    assert sorted(replayed for _, replayed in answers) == [False] + [True] * 5
+    assert balance(owner) == 2 and Task.objects.filter(user=owner).count() == 2
+    assert quota_mismatches() == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_retries_of_one_failed_task_make_one_retry() -> None:
+    owner = make_member(quota=5)
+    failed = make_task(owner, TaskStatus.FAILED)
+    before = balance(owner)
+
+    def retry() -> object:
+        return task_member_retry(task_id=failed.pk, user=owner).pk
+
+    with public_dns(), broker():
+        results = race(*[retry] * 4)
+    retried = [r for r in results if isinstance(r, uuid.UUID)]
+    refused = [r for r in results if not isinstance(r, uuid.UUID)]
+    assert len(retried) == 1, results
+    # Every other attempt is told the task was retried (4005), whether it saw the retry before
+    # inserting or collided with it on the database's one-retry constraint.
+    assert [getattr(r, "code", r) for r in refused] == [4005] * 3
+    assert Task.objects.filter(retry_of=failed).count() == 1
+    assert balance(owner) == before - 1 and quota_mismatches() == []
