@@ -151,7 +151,10 @@ class Task(models.Model):
                 condition=models.Q(status__in=["pending", "processing"]),
                 name="task_active_due",
             ),
-            models.Index(fields=["vendor_task_id"], name="task_vendor_id"),
+            # RunningHub's job id, for its webhook. Only tasks that have one are in the index: the
+            # others (every basic_clean task, every task before its submit) would add an entry at
+            # each of their status changes to an index nobody reads them from.
+            models.Index(fields=["vendor_task_id"], condition=~models.Q(vendor_task_id=""), name="task_vendor_id"),
             # pose12 tasks waiting for a RunningHub slot, and those holding one.
             models.Index(
                 fields=["stage", "created_at"],
