@@ -160,6 +160,21 @@ def _hash_ms() -> dict[str, float]:
     return found
 
 
+def _create_load(server: Gunicorn, name: str, *, lines: list[tuple[str, str]], folder: Path) -> load.Result:
+    """The create load every app gets: CREATE_CONNECTIONS connections for CREATE_SECONDS."""
+    result = load.run(
+        name,
+        url=f"{server.base_url}/api/task/create",
+        method="POST",
+        lines=lines,
+        folder=folder,
+        connections=CREATE_CONNECTIONS,
+        seconds=CREATE_SECONDS,
+    )
+    print(f"{name}: {result}", flush=True)
+    return result
+
+
 def web_create_memory(*, root: Path, environment: dict[str, str], folder: Path) -> list[memory.ProcessMemory]:
     """The gunicorn workers' memory under the create load alone, for `python -m bench.polling --web`:
     the same server, connections and duration as in `run`, over members made for it."""
@@ -170,16 +185,7 @@ def web_create_memory(*, root: Path, environment: dict[str, str], folder: Path) 
         server.wait_ready(path="/api/task/create", ok=(401, 405))
         pids = dict.fromkeys(server.worker_pids(), "gunicorn worker")
         started = memory.started(pids)
-        result = load.run(
-            "POST /api/task/create (product)",
-            url=f"{server.base_url}/api/task/create",
-            method="POST",
-            lines=lines,
-            folder=folder,
-            connections=CREATE_CONNECTIONS,
-            seconds=CREATE_SECONDS,
-        )
-        print(result, flush=True)
+        _create_load(server, "POST /api/task/create (product)", lines=lines, folder=folder)
         return memory.peaks(pids, started)
     finally:
         server.stop()
@@ -228,17 +234,7 @@ def run(*, root: Path, environment: dict[str, str]) -> int:
         )
         if smoke.status_code != 201:
             raise RuntimeError(f"{name}: a create answered {smoke.status_code}: {smoke.text[:500]}")
-        result = load.run(
-            name,
-            url=f"{server.base_url}/api/task/create",
-            method="POST",
-            lines=create_lines,
-            folder=folder,
-            connections=CREATE_CONNECTIONS,
-            seconds=CREATE_SECONDS,
-        )
-        print(f"{name}: {result}", flush=True)
-        return result
+        return _create_load(server, name, lines=create_lines, folder=folder)
 
     product = serve("config.wsgi:application", "product")
     try:
