@@ -188,6 +188,7 @@ else:
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     # An unreachable database fails a request (and /health) in seconds, not after the OS's timeout.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+    DATABASES["default"]["OPTIONS"].setdefault("server_side_binding", True)
 
 # --- Cache (throttles and idempotency locks must be shared by every process in production) ------
 CACHES = {"default": _setting("CACHE_URL", env.cache_url, "locmemcache://" if EMBEDDED else environ.Env.NOTSET)}

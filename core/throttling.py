@@ -22,12 +22,25 @@ from rest_framework.views import APIView
 logger = logging.getLogger(__name__)
 
 
+# Django's Redis cache builds a client object (with its table of reply parsers) for every
+# operation; the throttles hold one per connection pool instead (clients are thread-safe).
+_clients: dict[int, tuple[Any, Any]] = {}
+
+
+def _redis_client(cache: RedisCache) -> Any:
+    pool = cache._cache._get_connection_pool(write=True)  # type: ignore[attr-defined]
+    held = _clients.get(id(pool))
+    if held is None or held[0] is not pool:
+        held = _clients[id(pool)] = (pool, cache._cache._client(connection_pool=pool))  # type: ignore[attr-defined]
+    return held[1]
+
+
 def _hit(key: str, window: int) -> tuple[int, int]:
     """Count one request in `key`'s window; (requests so far in the window, seconds it has left)."""
     cache = caches["default"]
     if isinstance(cache, RedisCache):
         redis_key = cache.make_key(key)
-        client = cache._cache.get_client(redis_key, write=True)
+        client = _redis_client(cache)
         pipe = client.pipeline(transaction=False)
         pipe.set(redis_key, 0, ex=window, nx=True)
         pipe.incr(redis_key)

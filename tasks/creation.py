@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from core import errors
+from core.sql import row_insert
 from media.fetch import FetchError, check_user_url
 from media.services import media_require_upload, upload_key_for_url, upload_key_for_user
 from quota.services import quota_deduct
@@ -206,7 +207,7 @@ def _charge_and_insert(
                 headers={"Retry-After": "60"},
             )
         for task in tasks:
-            task.save(force_insert=True)
+            row_insert(task)
             task_created_event(task=task)
             task_counted(user_id=user.pk, task_type=task.type, from_status=None, to_status=TaskStatus.PENDING)
         transaction.on_commit(lambda: _enqueue_all(tasks, due=now))

@@ -91,6 +91,38 @@ class TaskOut(serializers.Serializer[Task]):
     def get_quotaRefunded(self, task: Task) -> int:
         return int(getattr(task, "quota_refunded", 0))
 
+    def to_representation(self, task: Task) -> dict[str, Any]:
+        """The declared fields' values, written out: DRF's generic walk first deep-copies the
+        serializer's twenty fields, about a third of a millisecond on every single-task answer (a
+        test holds the two equal for tasks in every state)."""
+        progress = self._progress(task)
+        return {
+            "id": str(task.id),
+            "type": str(task.type),
+            "status": str(task.status),
+            "inputImageUrl": task.input_image_url,
+            "params": task.params,
+            "resultUrls": self.get_resultUrls(task),
+            "errorMessage": task.error_message or None,
+            "failureCode": task.failure_code or None,
+            "createdAt": _utc(task.created_at),
+            "updatedAt": _utc(task.updated_at),
+            "startedAt": _utc(task.started_at),
+            "completedAt": _utc(task.completed_at),
+            "quotaCharged": int(task.cost),
+            "quotaRefunded": self.get_quotaRefunded(task),
+            "stage": str(task.stage),
+            "queuePosition": progress.queue_position,
+            "estimatedStartAt": _utc(progress.estimated_start_at),
+            "estimatedDoneAt": _utc(progress.estimated_done_at),
+            "batchId": str(task.batch_id) if task.batch_id else None,
+            "retryOf": str(task.retry_of_id) if task.retry_of_id else None,
+        }
+
+
+def _utc(at: datetime.datetime | None) -> str | None:
+    return at.astimezone(datetime.UTC).isoformat() if at else None
+
 
 # One object although the viewset action is `list` (which drf-spectacular would show as an array).
 @extend_schema_serializer(many=False)

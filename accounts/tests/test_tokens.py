@@ -88,6 +88,14 @@ def logged_out(pair: dict[str, str]) -> str:
     return pair["refresh"]
 
 
+def without_claim(payload: dict[str, Any], claim: str) -> dict[str, Any]:
+    return {name: value for name, value in payload.items() if name != claim}
+
+
+def delete_user(user: User) -> None:
+    user.delete()
+
+
 def deactivate(user: User) -> None:
     user.is_active = False
     user.save(update_fields=["is_active"])
@@ -120,6 +128,9 @@ MATRIX: dict[str, Case] = {
     "logged-out refresh": (None, lambda p: None, logged_out),
     "deactivated user": (deactivate, lambda p: p["token"], lambda p: p["refresh"]),
     "password changed": (change_password, lambda p: p["token"], lambda p: p["refresh"]),
+    "user deleted": (delete_user, lambda p: p["token"], lambda p: None),
+    "no user claim": (None, lambda p: signed(without_claim(claims(p["token"]), "user_id")), lambda p: None),
+    "user claim not a number": (None, lambda p: signed({**claims(p["token"]), "user_id": "x"}), lambda p: None),
 }
 
 

@@ -73,3 +73,38 @@ def test_list_bad_query_is_4002(client_for: Client, member: User, query: dict[st
 )
 def test_staff_bad_body_is_4002(client_for: Client, staff: User, own_task: dict[str, Any], body: Any) -> None:
     assert error_of(client_for(staff).put(f"/api/task/{own_task['id']}/status", body, format="json")) == (400, 4002)
+
+
+def test_the_written_out_task_answer_equals_the_declared_fields(member: User) -> None:
+    """TaskOut writes its values out by hand for speed; DRF's generic walk over the declared fields
+    (which also make the schema) must give the same answer for tasks in every state."""
+    from datetime import timedelta
+
+    from rest_framework import serializers
+
+    from tasks.models import Task, TaskStatus, TaskType
+    from tasks.progress import task_progress, typical_run_times_refresh
+    from tasks.selectors import task_with_refund
+    from tasks.serializers import TaskOut
+    from tasks.tests.factories import make_task
+
+    member.quota_remaining = 100
+    member.save(update_fields=["quota_remaining"])
+    made = [
+        make_task(member, status, task_type=task_type, age=timedelta(minutes=3))
+        for status in TaskStatus.values
+        for task_type in TaskType
+    ]
+    made.append(make_task(member, TaskStatus.PENDING, batch_id=made[0].id, batch_index=1))
+    made.append(make_task(member, TaskStatus.FAILED, retry_of=made[1], error_message="超时"))
+    typical_run_times_refresh()
+    answers = []
+    for task in [task_with_refund(task_id=t.id) for t in made] + [Task.objects.get(pk=made[0].id)]:
+        progress = {"progress": task_progress([task])}  # one clock for both
+        written = TaskOut(task, context=progress).data
+        walked = serializers.Serializer.to_representation(TaskOut(task, context=progress), task)
+        assert written == walked
+        assert [type(value) for value in written.values()] == [type(value) for value in walked.values()]
+        answers.append(written)
+    for name in TaskOut().fields:
+        assert len({repr(answer[name]) for answer in answers}) > 1 or name in ("inputImageUrl", "quotaCharged")
