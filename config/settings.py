@@ -188,7 +188,12 @@ else:
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     # An unreachable database fails a request (and /health) in seconds, not after the OS's timeout.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
-    DATABASES["default"]["OPTIONS"].setdefault("server_side_binding", True)
+    # Parameters travel apart from the statement text, and psycopg prepares a statement once a
+    # connection has run it five times: the database parses and plans an order's statements once
+    # per connection instead of once per request. A pooler that cannot carry prepared statements
+    # (PgBouncer before 1.21 in transaction mode) needs `?server_side_binding=false` on DATABASE_URL.
+    _binding = str(DATABASES["default"]["OPTIONS"].get("server_side_binding", "true"))
+    DATABASES["default"]["OPTIONS"]["server_side_binding"] = _binding.lower() in ("1", "true", "yes", "on")
 
 # --- Cache (throttles and idempotency locks must be shared by every process in production) ------
 CACHES = {"default": _setting("CACHE_URL", env.cache_url, "locmemcache://" if EMBEDDED else environ.Env.NOTSET)}

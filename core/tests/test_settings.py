@@ -44,6 +44,7 @@ NAMES = [
     "CSRF_COOKIE_SECURE",
     "SECURE_PROXY_SSL_HEADER",
     "TASK_COSTS",
+    "DATABASES",
 ]
 
 
@@ -61,6 +62,16 @@ def settings_of(**extra: str) -> dict[str, object]:
     result = read_settings(**extra)
     assert result.returncode == 0, result.stderr
     return dict(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+def _binding(settings: dict[str, object]) -> object:
+    return settings["DATABASES"]["default"]["OPTIONS"]["server_side_binding"]  # type: ignore[index]
+
+
+def test_statements_are_bound_server_side_unless_the_database_url_says_otherwise() -> None:
+    assert _binding(settings_of()) is True
+    off = settings_of(DATABASE_URL="postgres://photo@127.0.0.1:5432/photo?server_side_binding=false")
+    assert _binding(off) is False
 
 
 def test_a_deployment_sends_hsts_including_subdomains() -> None:
