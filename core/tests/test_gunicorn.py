@@ -87,3 +87,21 @@ def test_a_long_query_string_reaches_django(gunicorn: str) -> None:
     response = requests.get(f"{gunicorn}/api/task/list?status={'x' * 6000}", timeout=10)
     assert response.status_code == 401
     assert response.json()["error"]["code"] == 1001
+
+
+def test_a_worker_loads_what_requests_need_before_the_first_one_without_touching_the_network() -> None:
+    """config/wsgi.py warms the worker (URL conf and views, PyJWT, Celery's transport) and connects
+    to nothing: with the database and the broker unreachable, the application still loads."""
+    code = (
+        "import sys, config.wsgi; "
+        "print(all(m in sys.modules for m in ('tasks.apis', 'media.apis', 'jwt.algorithms', 'kombu.transport.redis')))"
+    )
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.test_settings",
+        "DATABASE_URL": "postgres://nobody@127.0.0.1:1/none",
+        "CELERY_BROKER_URL": "redis://127.0.0.1:1/0",
+    }
+    loaded = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.strip().splitlines()[-1] == "True"
