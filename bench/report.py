@@ -201,7 +201,8 @@ After both: {facts.mismatches["quota"]} members whose balance differs from their
 - **HTTP:** each app under gunicorn, {WORKERS} gthread workers × {THREADS} threads, DEBUG off, no access
   log; load by `wrk` (C, 2 threads) with bench/load.lua, which takes the next member's token and body for
   every request. Create: {product.connections} connections over 1,000 members, each with its own upload
-  made through the media service, `basic_clean`, {product.seconds:.0f} s per app. The product is
+  made through the media service, `basic_clean`, {product.seconds:.0f} s per app after 3 s of the same
+  load that are not counted (every worker has served requests and opened its connections). The product is
   `config.wsgi` with the bench's settings (the test settings with throttle rates raised and the
   project's password hashers); the **DRF peer** (bench/peers/drf_app.py) is a plain DRF + simplejwt
   function view, and the **floor** (bench/peers/floor.py) a bare WSGI function on psycopg and PyJWT;
