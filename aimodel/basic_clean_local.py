@@ -18,23 +18,26 @@ Method. The subject mask is computed on a working copy whose longest side is at 
    a time, never as a whole image; where it is partial, the background colour is unmixed from
    the pixel so no fringe of it shows on white.
 
-Outputs, in order: "cutout" (RGBA PNG, full resolution; fully transparent pixels are white,
-which compresses far better than the backdrop they replace), "white" (the subject on #FFFFFF,
-full resolution, JPEG quality 92: photographic content, about a tenth of the PNG size, and every
-marketplace accepts it; flat white areas decode back to exactly 255), "enhanced" (autocontrast,
-slight colour and unsharp mask applied to the subject only, centred on a white square with the
-subject filling `SUBJECT_FILL` of the side, side at most `ENHANCED_SIDE_MAX`, JPEG).
+Outputs, in order: "cutout" (RGBA PNG, full resolution, written by `aimodel.png`; fully
+transparent pixels are white, which compresses far better than the backdrop they replace),
+"white" (the subject on #FFFFFF, full resolution, JPEG quality 92: photographic content, about a
+sixth of the PNG size, and every marketplace accepts it; flat white areas decode back to exactly
+255), "enhanced" (autocontrast, slight colour and unsharp mask applied to the subject only,
+centred on a white square with the subject filling `SUBJECT_FILL` of the side, side at most
+`ENHANCED_SIDE_MAX`, JPEG).
 
 Bounds. Mask work is O(`MASK_WORK_SIDE`²) whatever the input size: float32 maps of about 0.7 M
 pixels, some 60 MB at their peak. At full resolution there is one 8-bit Pillow image (4 bytes a
-pixel), changed in place from the photo into the subject on white and then into the cut-out,
-plus bands of `STRIP_ROWS` rows and the encoded outputs. On a 40-megapixel JPEG (the upload
-limit) that peaks at 250 to 265 MiB resident, 39 MiB of it the interpreter with numpy and
-Pillow, and takes 2.5 s of CPU, 1.0 s of it in the PNG encoder (`python -m bench.engine`, see
-BENCHMARKS.md; it was 594 MiB and 4.2 s). Inputs that must be converted to RGB (greyscale,
-palette, CMYK, 16-bit, transparency) hold a second full-size copy while they are. Nothing else
-grows with image content but the number of mask runs and holes, which the working-copy size
-bounds, and the encoded outputs.
+pixel), changed in place from the photo into the subject on white a band of `STRIP_ROWS` rows at
+a time; each band, turned into the cut-out's, goes to the PNG encoder, which holds a few of them
+while two threads deflate them. On a 40-megapixel JPEG (the upload limit) that peaks at 245 to
+265 MiB resident, 39 MiB of it the interpreter with numpy and Pillow, during the mask and the
+enhanced square (the band pass stays under about 245 MiB), and takes 2.8 to 3.2 s of CPU, spread
+over two cores during the band pass (`python -m bench.engine`, see BENCHMARKS.md; it was 594 MiB
+and 4.2 s, then 4.6 to 5.1 s of CPU with Pillow's PNG encoder, measured on the same busy machine).
+Inputs that must be converted to RGB (greyscale, palette, CMYK, 16-bit, transparency) hold a
+second full-size copy while they are. Nothing else grows with image content but the number of
+mask runs and holes, which the working-copy size bounds, and the encoded outputs.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps, UnidentifiedImageError
 
+from aimodel.png import png_encode_rgba
 from aimodel.types import ImageOutput
 
 MASK_WORK_SIDE = 1024
@@ -60,6 +64,13 @@ STRIP_ROWS = 64
 FIELD_BAND_ROWS = 64
 # Point table for "more opaque than not".
 OPAQUE_LUT = [0] * 128 + [255] * 128
+# One RGBX or RGBA pixel read as a 32-bit word, whatever the byte order: its colour bytes alone,
+# which are also the cut-out's transparent white.
+WHITE_RGB_WORD = np.frombuffer(b"\xff\xff\xff\x00", dtype=np.uint32)[0]
+# A white RGBX pixel as Pillow stores it.
+OPAQUE_WHITE_WORD = np.uint32(0xFFFFFFFF)
+# Per coverage value, the bits that make a pixel white: its colour bytes where nothing is covered.
+UNCOVERED_TO_WHITE = np.where(np.arange(256) == 0, WHITE_RGB_WORD, np.uint32(0)).astype(np.uint32)
 
 # Border strip used to learn the background, as a fraction of the shorter side.
 BORDER_FRACTION = 0.03
@@ -83,19 +94,21 @@ UintArray = npt.NDArray[np.uint8]
 def basic_clean_local(*, image: bytes) -> list[ImageOutput]:
     """Return the "cutout", "white" and "enhanced" images of a product photo.
 
-    The one full-resolution image is changed in place from the photo into the subject on white and
-    then into the cut-out, each encoded while the image holds it; the alpha is enlarged from the
-    working-size mask a strip at a time and never exists at full size on its own.
+    The one full-resolution image is changed in place from the photo into the subject on white, a
+    band of rows at a time; each band is also turned into the cut-out's band and handed to the PNG
+    encoder, which deflates it on other threads while the next band is made. The alpha is enlarged
+    from the working-size mask a band at a time and never exists at full size.
     """
     picture = _decode_rgb(image)
     soft_mask, backdrop_field = _subject_mask(_working_copy(picture))
     enhanced = _encode_jpeg("enhanced", _enhanced(picture, soft_mask, backdrop_field), optimize=True)
-    _put_on_white(picture, soft_mask, backdrop_field)
+    cutout = png_encode_rgba(
+        width=picture.width, height=picture.height, bands=_cut_out_bands(picture, soft_mask, backdrop_field)
+    )
     # Huffman optimisation would make libjpeg hold every coefficient of the photo for a second
     # pass: 120 MB more at 40 MP, for a file about a sixth smaller.
     white = _encode_jpeg("white", picture, optimize=False)
-    _cut_out(picture, soft_mask)
-    return [_encode_png("cutout", picture), white, enhanced]
+    return [ImageOutput(name="cutout", data=cutout, content_type="image/png", ext="png"), white, enhanced]
 
 
 def _decode_rgb(data: bytes) -> Image.Image:
@@ -268,10 +281,38 @@ def _otsu_threshold(values: FloatArray) -> float:
 
 
 def _morphology_clean(mask: BoolArray) -> BoolArray:
-    image = Image.fromarray(mask.astype(np.uint8) * 255, "L")
-    opened = image.filter(ImageFilter.MinFilter(3)).filter(ImageFilter.MaxFilter(3))
-    closed = opened.filter(ImageFilter.MaxFilter(5)).filter(ImageFilter.MinFilter(5))
-    return np.asarray(closed) > 127
+    """An opening (3×3) then a closing (5×5) with square windows, edge pixels repeated outwards.
+
+    The same as Pillow's MinFilter and MaxFilter, which repeat the edge pixels too, in a few
+    milliseconds instead of 0.2 s: those sort every window.
+    """
+    opened = _dilated(_eroded(mask, 3), 3)
+    return _eroded(_dilated(opened, 5), 5)
+
+
+def _eroded(mask: BoolArray, size: int) -> BoolArray:
+    return _square_window(mask, size, np.logical_and)
+
+
+def _dilated(mask: BoolArray, size: int) -> BoolArray:
+    return _square_window(mask, size, np.logical_or)
+
+
+def _square_window(mask: BoolArray, size: int, combine: np.ufunc) -> BoolArray:
+    """`combine` over each pixel's `size`×`size` window, the edge pixels repeated beyond the image.
+
+    A square window is a row window of a column window, and each of those a few shifted copies.
+    """
+    reach = size // 2
+    height, width = mask.shape
+    padded = np.pad(mask, reach, mode="edge")
+    columns = padded[:, :width].copy()
+    for shift in range(1, size):
+        combine(columns, padded[:, shift : shift + width], out=columns)
+    result = columns[:height].copy()
+    for shift in range(1, size):
+        combine(result, columns[shift : shift + height], out=result)
+    return result
 
 
 def _label_components(mask: BoolArray) -> tuple[IntArray, IntArray]:
@@ -355,24 +396,6 @@ def _fill_holes(mask: BoolArray, distance: FloatArray, *, open_hole_limit: float
     return mask | fill[labels]
 
 
-def _strips(picture: Image.Image, soft_mask: Image.Image) -> Iterator[tuple[int, UintArray, UintArray]]:
-    """The first row, the coverage and the pixels of `picture` a band of rows at a time, each band
-    written back into `picture` once the loop body has changed its pixels.
-
-    The coverage is the mask enlarged to the frame band by band: within 1/255 of enlarging it
-    whole, and the same on every pass.
-    """
-    to_mask = soft_mask.height / picture.height
-    for top in range(0, picture.height, STRIP_ROWS):
-        box = (0, top, picture.width, min(top + STRIP_ROWS, picture.height))
-        source = (0.0, box[1] * to_mask, float(soft_mask.width), box[3] * to_mask)
-        band_size = (box[2] - box[0], box[3] - box[1])
-        coverage = np.asarray(soft_mask.resize(band_size, Image.Resampling.BILINEAR, box=source))
-        pixels = np.array(picture.crop(box))
-        yield top, coverage, pixels
-        picture.paste(Image.fromarray(pixels, picture.mode), box)
-
-
 def _edges(coverage: UintArray) -> tuple[IntArray, IntArray, FloatArray]:
     """Rows, columns and coverage (0 to 1, one column) of the partly covered pixels."""
     # In uint8, 0 - 1 wraps to 255 and 255 - 1 is 254: one comparison finds them.
@@ -414,36 +437,82 @@ def _unmixed(mixed: FloatArray, backdrop: FloatArray | float, coverage: FloatArr
     return subject
 
 
-def _put_on_white(picture: Image.Image, soft_mask: Image.Image, backdrop_field: FloatArray) -> None:
-    """Turn the photo into the subject on white, in place.
+def _cut_out_bands(picture: Image.Image, soft_mask: Image.Image, backdrop_field: FloatArray) -> Iterator[UintArray]:
+    """Turn the photo into the subject on white in place, a band of rows at a time, and yield the
+    cut-out of each band (RGBA rows), made from the band on white.
+
+    The coverage is the mask enlarged to the frame band by band: within 1/255 of enlarging it
+    whole. Whatever the photo shows where nothing is covered becomes white, so only the columns
+    between the first and the last covered pixel of a band are read from it, and a band that no
+    mask row reaches is not enlarged either.
+    """
+    to_mask = soft_mask.height / picture.height
+    mask_rows_in_use = np.asarray(soft_mask).max(axis=1) > 0
+    for top in range(0, picture.height, STRIP_ROWS):
+        box = (0, top, picture.width, min(top + STRIP_ROWS, picture.height))
+        source = (0.0, box[1] * to_mask, float(soft_mask.width), box[3] * to_mask)
+        width, height = box[2] - box[0], box[3] - box[1]
+        # Bilinear enlargement reads the mask rows within one row of the band's own, no further.
+        if mask_rows_in_use[max(0, math.floor(source[1]) - 2) : math.floor(source[3]) + 3].any():
+            coverage = np.asarray(soft_mask.resize((width, height), Image.Resampling.BILINEAR, box=source))
+            covered_columns = np.flatnonzero(coverage.max(axis=0))
+        else:
+            covered_columns = np.zeros(0, dtype=np.int64)
+        if not len(covered_columns):
+            picture.paste((255, 255, 255), box)
+            transparent = np.full((height, width), WHITE_RGB_WORD, dtype=np.uint32)
+            yield transparent.view(np.uint8).reshape(height, width, 4)
+            continue
+        # Pillow keeps an RGB pixel in 4 bytes, the last unused: the band has the same layout,
+        # pasted back as it is, and the cut-out's alpha then goes into the fourth byte.
+        band: UintArray = np.full((height, width), OPAQUE_WHITE_WORD, dtype=np.uint32).view(np.uint8)
+        band = band.reshape(height, width, 4)
+        columns = slice(int(covered_columns[0]), int(covered_columns[-1]) + 1)
+        read = picture.crop((columns.start, box[1], columns.stop, box[3])).tobytes("raw", "RGBX")
+        band[:, columns] = np.frombuffer(read, dtype=np.uint8).reshape(height, columns.stop - columns.start, 4)
+        edges = _edges(coverage)
+        _put_on_white(band, coverage, edges, columns, top=top, backdrop_field=backdrop_field, frame_size=picture.size)
+        # As RGBA, Pillow copies the four bytes as they are; as RGBX, it would convert them.
+        picture.paste(Image.frombuffer("RGBA", (width, height), band, "raw", "RGBA", 0, 1), box)
+        _cut_out(band, coverage, edges)
+        yield band
+
+
+def _put_on_white(
+    band: UintArray,
+    coverage: UintArray,
+    edges: tuple[IntArray, IntArray, FloatArray],
+    columns: slice,
+    *,
+    top: int,
+    backdrop_field: FloatArray,
+    frame_size: tuple[int, int],
+) -> None:
+    """Turn a band of the photo (RGBX, white outside `columns`) into the subject on white, in place.
 
     Edge pixels are unmixed from the backdrop before they are mixed with white, so no fringe of
     the backdrop shows; uncovered pixels become white and covered ones stay as they are.
     """
-    for top, coverage, pixels in _strips(picture, soft_mask):
-        rows, cols, weight = _edges(coverage)
-        backdrop = _backdrop_colours(backdrop_field, rows + top, cols, frame_size=picture.size)
-        subject = _unmixed(pixels[rows, cols].astype(np.float32), backdrop, weight)
-        pixels[rows, cols] = (subject * weight + 255 * (1 - weight)).round().astype(np.uint8)
-        # Uncovered pixels become white. A maximum with a full-shape array is several times
-        # faster than a boolean index or a broadcast over the colour axis.
-        lift = np.repeat(np.where(coverage == 0, np.uint8(255), np.uint8(0)), 3, axis=1)
-        np.maximum(pixels, lift.reshape(pixels.shape), out=pixels)
+    rows, cols, weight = edges
+    backdrop = _backdrop_colours(backdrop_field, rows + top, cols, frame_size=frame_size)
+    subject = _unmixed(band[rows, cols, :3].astype(np.float32), backdrop, weight)
+    band[rows, cols, :3] = (subject * weight + 255 * (1 - weight)).round().astype(np.uint8)
+    # Uncovered pixels become white: one OR of a 32-bit word a pixel, from a table, is several
+    # times faster than a boolean index or a broadcast over the colour bytes.
+    words = band[:, columns].view(np.uint32)[..., 0]
+    np.bitwise_or(words, np.take(UNCOVERED_TO_WHITE, coverage[:, columns]), out=words)
 
 
-def _cut_out(picture: Image.Image, soft_mask: Image.Image) -> None:
-    """Turn the subject on white into the subject on transparency, in place.
+def _cut_out(band: UintArray, coverage: UintArray, edges: tuple[IntArray, IntArray, FloatArray]) -> None:
+    """Turn a band of the subject on white into the subject on transparency (RGBA), in place.
 
     The edge colours come back by unmixing white, exact but for a rounding error that the alpha
     scales down again wherever the cut-out is shown. Transparent pixels stay white, which
     compresses far better than the photo's backdrop would.
     """
-    picture.putalpha(255)
-    for _, coverage, pixels in _strips(picture, soft_mask):
-        rows, cols, weight = _edges(coverage)
-        subject = _unmixed(pixels[rows, cols, :3].astype(np.float32), 255.0, weight)
-        pixels[rows, cols, :3] = subject.round().astype(np.uint8)
-        pixels[..., 3] = coverage
+    rows, cols, weight = edges
+    band[rows, cols, :3] = _unmixed(band[rows, cols, :3].astype(np.float32), 255.0, weight).round().astype(np.uint8)
+    band[..., 3] = coverage
 
 
 def _enhanced(picture: Image.Image, soft_mask: Image.Image, backdrop_field: FloatArray) -> Image.Image:
@@ -508,14 +577,6 @@ def _gentle_autocontrast(subject: Image.Image, opaque: Image.Image) -> Image.Ima
     new_low = low - (gain - 1.0) * (high - low) * (low / headroom if headroom > 0 else 0.0)
     curve = np.clip((np.arange(256) - low) * gain + new_low, 0, 255).round().astype(np.uint8)
     return subject.point(curve.tolist() * len(subject.getbands()))
-
-
-def _encode_png(name: str, picture: Image.Image) -> ImageOutput:
-    buffer = io.BytesIO()
-    # Most of the encoder's time is its per-row filter search, which no level changes; on the
-    # bench photo level 1 is 11 % larger than level 3 and 0.35 s (a quarter) faster.
-    picture.save(buffer, format="PNG", compress_level=1)
-    return ImageOutput(name=name, data=buffer.getvalue(), content_type="image/png", ext="png")
 
 
 def _encode_jpeg(name: str, picture: Image.Image, *, optimize: bool) -> ImageOutput:

@@ -1,5 +1,6 @@
 """`python -m bench.engine`: wall time, CPU time and peak memory of the local `basic_clean` engine
-on a 40-megapixel studio photo, median of three runs, each in a fresh interpreter.
+on a 40-megapixel studio photo, and the size of its cut-out PNG, median of three runs, each in a
+fresh interpreter.
 
 A fresh interpreter per run makes the peak resident size that of one job (the interpreter, numpy,
 Pillow and the input bytes, reported apart as "idle", plus the engine's own work), untouched by
@@ -39,7 +40,7 @@ SEED = 20261127
 SECTION_TITLE = "## basic_clean local engine"
 TABLE_START = "<!-- bench.engine: measured table, rewritten by `python -m bench.engine --write` -->"
 TABLE_END = "<!-- bench.engine: end of measured table -->"
-HEADER = ["run", "engine s", "engine CPU s", "peak RSS MiB", "idle RSS MiB", "cutout IoU"]
+HEADER = ["run", "engine s", "engine CPU s", "peak RSS MiB", "idle RSS MiB", "cutout PNG MiB", "cutout IoU"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class Run:
     cpu_seconds: float
     peak_mib: float
     idle_mib: float
+    cutout_mib: float
     iou: float
 
 
@@ -119,7 +121,14 @@ def _measure_once(photo: Path, truth: Path) -> Run:
     predicted = np.asarray(Image.open(io.BytesIO(cutout.data)).getchannel("A")) > 127
     expected = np.asarray(Image.open(truth)) > 127
     iou = float((predicted & expected).sum() / (predicted | expected).sum())
-    return Run(seconds=seconds, cpu_seconds=cpu_seconds, peak_mib=peak, idle_mib=idle, iou=iou)
+    return Run(
+        seconds=seconds,
+        cpu_seconds=cpu_seconds,
+        peak_mib=peak,
+        idle_mib=idle,
+        cutout_mib=len(cutout.data) / 2**20,
+        iou=iou,
+    )
 
 
 def _run_in_child(photo: Path, truth: Path) -> Run:
@@ -136,6 +145,7 @@ def _rows(runs: list[Run]) -> list[list[str]]:
             f"{run.cpu_seconds:.2f}",
             f"{run.peak_mib:.0f}",
             f"{run.idle_mib:.0f}",
+            f"{run.cutout_mib:.2f}",
             f"{run.iou:.4f}",
         ]
 
@@ -144,6 +154,7 @@ def _rows(runs: list[Run]) -> list[list[str]]:
         cpu_seconds=statistics.median(r.cpu_seconds for r in runs),
         peak_mib=statistics.median(r.peak_mib for r in runs),
         idle_mib=statistics.median(r.idle_mib for r in runs),
+        cutout_mib=statistics.median(r.cutout_mib for r in runs),
         iou=min(r.iou for r in runs),
     )
     return [*(row(str(n), r) for n, r in enumerate(runs, start=1)), row("median", median)]

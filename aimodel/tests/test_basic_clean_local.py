@@ -351,6 +351,16 @@ def test_the_mask_is_computed_on_a_working_copy_whatever_the_photo_size(
     assert _iou(outputs["cutout"].getchannel("A"), large_truth) >= 0.9
 
 
+@pytest.mark.parametrize(("width", "height", "density"), [(1, 1, 0.5), (7, 3, 0.5), (3, 7, 0.7), (97, 64, 0.6)])
+def test_the_mask_is_cleaned_exactly_as_with_pillows_rank_filters(width: int, height: int, density: float) -> None:
+    mask = np.random.default_rng(width * height).random((height, width)) < density
+    image = Image.fromarray(mask.astype(np.uint8) * 255, "L")
+    opened = image.filter(ImageFilter.MinFilter(3)).filter(ImageFilter.MaxFilter(3))
+    closed = opened.filter(ImageFilter.MaxFilter(5)).filter(ImageFilter.MinFilter(5))
+
+    assert np.array_equal(engine._morphology_clean(mask), np.asarray(closed) > 127)
+
+
 @pytest.mark.parametrize(
     "data",
     [b"", b"definitely not an image", _studio_photo("box", "white")[0][:400]],
