@@ -13,7 +13,10 @@ COPY requirements.txt requirements.lock /tmp/
 RUN /opt/venv/bin/pip install -r /tmp/requirements.txt -c /tmp/requirements.lock
 
 FROM python:3.11-slim-bookworm
+# One BLAS thread per process: the cpu pool already runs one image job per core, and numpy's
+# OpenBLAS threads busy-wait between calls (about 0.5 s of CPU per basic_clean job, BENCHMARKS.md).
 ENV PATH=/opt/venv/bin:$PATH \
+    OPENBLAS_NUM_THREADS=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     DJANGO_VAR_DIR=/app/var \

@@ -133,7 +133,9 @@ def _measure_once(photo: Path, truth: Path) -> Run:
 
 def _run_in_child(photo: Path, truth: Path) -> Run:
     command = [sys.executable, "-m", "bench.engine", "--child", str(photo), str(truth)]
-    finished = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
+    # The worker's environment (Dockerfile, Procfile): one BLAS thread per process.
+    environment = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    finished = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, check=True)
     return Run(**json.loads(finished.stdout.splitlines()[-1]))
 
 
