@@ -51,7 +51,7 @@ class EnvelopeJWTAuthentication(JWTAuthentication):
             raise InvalidToken("no user id in the token") from exc
         try:
             user = row_get(user_model, user_id)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:  # not an id the column can hold
             raise InvalidToken("no user id in the token") from exc
         if user is None:
             raise AuthenticationFailed("user not found", code="user_not_found")

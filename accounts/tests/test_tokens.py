@@ -131,6 +131,7 @@ MATRIX: dict[str, Case] = {
     "user deleted": (delete_user, lambda p: p["token"], lambda p: None),
     "no user claim": (None, lambda p: signed(without_claim(claims(p["token"]), "user_id")), lambda p: None),
     "user claim not a number": (None, lambda p: signed({**claims(p["token"]), "user_id": "x"}), lambda p: None),
+    "user claim out of range": (None, lambda p: signed({**claims(p["token"]), "user_id": 2**70}), lambda p: None),
 }
 
 
