@@ -15,6 +15,7 @@ from django.utils import timezone
 from accounts.models import User
 from core import errors
 from core.metrics import QUOTA_REFUNDED_UNITS, QUOTA_REFUNDS
+from core.sql import row_insert
 from quota.models import LedgerKind, QuotaLedger
 
 logger = structlog.get_logger(__name__)
@@ -107,9 +108,10 @@ RETURNING quota_remaining
 def quota_deduct(
     *, user_id: int, amount: int, task_id: uuid.UUID | None = None, reason: str = "", actor: User | None = None
 ) -> QuotaLedger:
-    """Charge `amount`: two statements (the conditional balance update, the ledger row). Inside a
-    caller's transaction it adds no savepoint, so the charge and the caller's insert commit or roll
-    back together; the user row stays locked until then."""
+    """Charge `amount`: two statements sent as written, as on every order's path (the conditional
+    balance update, the ledger row by core/sql.py). Inside a caller's transaction it adds no
+    savepoint, so the charge and the caller's insert commit or roll back together; the user row
+    stays locked until then."""
     _positive(amount)
     now = timezone.now()
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
@@ -119,7 +121,7 @@ def quota_deduct(
         )
         charged = cursor.fetchone()
         if charged is not None:
-            row = QuotaLedger.objects.create(
+            row = QuotaLedger(
                 user_id=user_id,
                 delta=-amount,
                 balance_after=charged[0],
@@ -128,6 +130,7 @@ def quota_deduct(
                 reason=reason[:255],
                 actor=actor,
             )
+            row_insert(row)
             transaction.on_commit(lambda: _moved_event(row))
             return row
     # Nothing was written; say why (the refusal is raised outside the block, so that a caller's
