@@ -4,15 +4,21 @@ defaults, list queries and the staff status body (4002), all refused before any 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from rest_framework import serializers
 from rest_framework.test import APIClient
 
 from accounts.models import User
 from accounts.tests.factories import balance
 from core.tests.helpers import error_of
-from tasks.tests.factories import post_create
+from tasks.models import Task, TaskStatus, TaskType
+from tasks.progress import task_progress, typical_run_times_refresh
+from tasks.selectors import task_with_refund
+from tasks.serializers import TaskOut
+from tasks.tests.factories import make_task, post_create
 
 pytestmark = pytest.mark.django_db
 
@@ -78,16 +84,6 @@ def test_staff_bad_body_is_4002(client_for: Client, staff: User, own_task: dict[
 def test_the_written_out_task_answer_equals_the_declared_fields(member: User) -> None:
     """TaskOut writes its values out by hand for speed; DRF's generic walk over the declared fields
     (which also make the schema) must give the same answer for tasks in every state."""
-    from datetime import timedelta
-
-    from rest_framework import serializers
-
-    from tasks.models import Task, TaskStatus, TaskType
-    from tasks.progress import task_progress, typical_run_times_refresh
-    from tasks.selectors import task_with_refund
-    from tasks.serializers import TaskOut
-    from tasks.tests.factories import make_task
-
     member.quota_remaining = 100
     member.save(update_fields=["quota_remaining"])
     made = [
