@@ -66,8 +66,10 @@ def _kind(sql: str) -> str:
 
 @contextmanager
 def timed(clock: Clock) -> Iterator[None]:
-    from django.db import connection
+    from django.db import connection as default
 
+    # The backend's own commit and hook runner, wrapped on this one connection object.
+    connection: Any = default
     commit, run_hooks = connection._commit, connection.run_and_clear_commit_hooks
 
     def timed_commit() -> None:
@@ -84,8 +86,8 @@ def timed(clock: Clock) -> Iterator[None]:
         finally:
             clock.hooks.append(time.perf_counter() - began)
 
-    connection._commit = timed_commit  # type: ignore[method-assign]
-    connection.run_and_clear_commit_hooks = timed_hooks  # type: ignore[method-assign]
+    connection._commit = timed_commit
+    connection.run_and_clear_commit_hooks = timed_hooks
     try:
         with connection.execute_wrapper(clock.record):
             yield
@@ -291,7 +293,7 @@ def main(argv: list[str]) -> int:
     stale, history = options.stale, options.history
     os.environ.setdefault("BENCH_DATABASE", "bench_sweep_scale")
     redis = environment._redis
-    environment._redis = lambda db: redis(REDIS_DATABASES.get(db, db))  # type: ignore[assignment]
+    environment._redis = lambda db: redis(REDIS_DATABASES.get(db, db))
     with environment.bench_django():
         from django.core.management import call_command
 

@@ -4,9 +4,9 @@ row is written in the same transaction, so `quota_remaining == sum(ledger.delta)
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import structlog
 from django.db import IntegrityError, connection, transaction
@@ -163,76 +163,92 @@ def quota_refund(
             return None
 
 
-@dataclass(frozen=True)
-class TaskRefund:
-    user_id: int
-    task_id: uuid.UUID
-    amount: int
-
-
-# Refunds in the order given (oldest first); each row's balance_after is the member's balance
-# plus the running sum of its refunds in this batch up to that row (a window over the batch).
-# Tasks already refunded are left out, and the one-refund-per-task constraint catches the rest.
+# The refunds of the tasks in `{source}` (user_id, task_id, amount, ord), oldest (lowest ord) first.
+# `{locked}` is the source's rows with their member's balance, read from the member's locked row
+# (so it is the latest) and locked in member id order, the order every multi-member writer takes
+# them in. Each ledger row's balance_after is that balance plus the running sum of the member's
+# refunds in the batch up to the row. Tasks already refunded are left out, and the one-refund-per-
+# task constraint catches the rest. OFFSET 0 keeps that test a look-up per task in the unique
+# index: as an anti-join it would read every refund ever written whenever the planner thinks there
+# are few. No two of these items are joined to each other: the planner cannot count the rows of a
+# WITH item, and a join of two that it takes for one row each compares every pair.
 _REFUND_TASKS_SQL = """
-WITH batch AS (
-    SELECT b.user_id, b.task_id, b.amount, b.ord
-    FROM unnest(%(users)s::bigint[], %(tasks)s::uuid[], %(amounts)s::integer[])
-        WITH ORDINALITY AS b(user_id, task_id, amount, ord)
-    WHERE NOT EXISTS (SELECT 1 FROM {ledger} r WHERE r.task_id = b.task_id AND r.kind = %(kind)s)
+{locked} AS (
+    SELECT s.*, u.quota_remaining AS balance
+    FROM {source} s JOIN {users} u ON u.id = s.user_id
+    ORDER BY u.id
+    FOR NO KEY UPDATE OF u
 ),
-inserted AS (
+{rows} AS (
     INSERT INTO {ledger} (user_id, delta, balance_after, kind, task_id, reason, actor_id, created_at)
-    SELECT b.user_id, b.amount,
-           u.quota_remaining + SUM(b.amount) OVER (PARTITION BY b.user_id ORDER BY b.ord),
-           %(kind)s, b.task_id, %(reason)s, NULL, %(at)s
-    FROM batch b JOIN {users} u ON u.id = b.user_id
-    ORDER BY b.ord
+    SELECT l.user_id, l.amount,
+           l.balance + SUM(l.amount) OVER (PARTITION BY l.user_id ORDER BY l.ord, l.task_id),
+           %s, l.task_id, %s, NULL, %s
+    FROM {locked} l
+    WHERE l.amount > 0
+      AND NOT EXISTS (SELECT FROM {ledger} r WHERE r.task_id = l.task_id AND r.kind = %s OFFSET 0)
+    ORDER BY l.ord, l.task_id
     ON CONFLICT (task_id) WHERE kind = 'refund' DO NOTHING
     RETURNING user_id, delta
-)
-UPDATE {users} u SET quota_remaining = u.quota_remaining + d.total
-FROM (SELECT user_id, SUM(delta) AS total, COUNT(*) AS refunds FROM inserted GROUP BY user_id) d
-WHERE u.id = d.user_id
-RETURNING d.refunds
-"""
+),
+{balances} AS (
+    UPDATE {users} u SET quota_remaining = u.quota_remaining + d.total
+    FROM (SELECT user_id, SUM(delta) AS total FROM {rows} GROUP BY user_id) d
+    WHERE u.id = d.user_id
+)"""
 
 
-def quota_refund_tasks(*, refunds: Sequence[TaskRefund], reason: str) -> int:
-    """Set-based `quota_refund` for the sweep: many tasks' charges given back in two statements
-    whatever their number, inside the caller's transaction (which holds the task rows). The
-    members' rows are locked first, in id order, so the balances read next are the latest and stay
-    so until commit; then one statement writes the ledger rows and moves the balances. Returns
-    how many refunds were written (a task refunded before is skipped, as `quota_refund` skips it)."""
+@dataclass(frozen=True)
+class TaskRefunds:
+    """Refunds of many tasks, written by the caller's statement (see `quota_refund_tasks`).
+
+    `sql` (with `params`, in order) goes into the statement's WITH list. `locked` names the
+    relation of the source's rows (every column, and `balance`) once their members are locked.
+    `refunds` and `units` are scalar subqueries: how many refunds the statement wrote and how much
+    quota they gave back."""
+
+    sql: str
+    params: list[Any]
+    locked: str
+    refunds: str
+    units: str
+
+
+def quota_refund_tasks(*, source: str, reason: str) -> TaskRefunds:
+    """Set-based `quota_refund` for the sweep: the charges of the tasks in `source`, a relation the
+    caller's statement defines before these items (user_id, task_id, amount, ord: refunds are
+    written in (ord, task_id) order), given back by that one statement whatever their number.
+
+    The caller's transaction must hold the tasks' rows: every refund of a task is made under its
+    row lock, so none of them can commit between the statement's snapshot and its members' locks,
+    and "already refunded" read from that snapshot is the truth. A task refunded before is skipped,
+    as `quota_refund` skips it; a task that cost nothing gets no refund row. Items the caller
+    writes after these and that come later in the lock order (task counters) read `locked` in
+    full before they write anything. Once the statement has run, `quota_refunds_written` reports
+    what `refunds` and `units` said."""
+    names = {"locked": "refund_locked", "rows": "refund_rows", "balances": "refund_balances"}
+    sql = _REFUND_TASKS_SQL.format(source=source, ledger=QuotaLedger._meta.db_table, users=User._meta.db_table, **names)
+    kind = LedgerKind.REFUND.value
+    return TaskRefunds(
+        sql=sql,
+        params=[kind, reason[:255], timezone.now(), kind],
+        locked=names["locked"],
+        refunds=f"(SELECT COUNT(*) FROM {names['rows']})",  # noqa: S608 - our own names
+        units=f"(SELECT COALESCE(SUM(delta), 0) FROM {names['rows']})",  # noqa: S608 - our own names
+    )
+
+
+def quota_refunds_written(*, refunds: int, units: int) -> None:
+    """Counts and logs, once the transaction commits, what a `quota_refund_tasks` statement wrote."""
     if not refunds:
-        return 0
-    for refund in refunds:
-        _positive(refund.amount)
-    with transaction.atomic(savepoint=False):
-        user_ids = sorted({r.user_id for r in refunds})
-        locked = User.objects.select_for_update(no_key=True).filter(pk__in=user_ids).order_by("pk")
-        list(locked.values_list("pk", flat=True))
-        sql = _REFUND_TASKS_SQL.format(ledger=QuotaLedger._meta.db_table, users=User._meta.db_table)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                sql,
-                {
-                    "users": [r.user_id for r in refunds],
-                    "tasks": [r.task_id for r in refunds],
-                    "amounts": [r.amount for r in refunds],
-                    "kind": LedgerKind.REFUND.value,
-                    "reason": reason[:255],
-                    "at": timezone.now(),
-                },
-            )
-            refunded = sum(row[0] for row in cursor.fetchall())
-    if refunded:
-        transaction.on_commit(lambda: _bulk_refunded_event(refunded))
-    return refunded
+        return
 
+    def emit() -> None:
+        QUOTA_REFUNDS.inc(refunds)
+        QUOTA_REFUNDED_UNITS.inc(units)
+        logger.info("quota.refund_batch", refunds=refunds, units=units)
 
-def _bulk_refunded_event(count: int) -> None:
-    QUOTA_REFUNDS.inc(count)
-    logger.info("quota.refund_batch", refunds=count)
+    transaction.on_commit(emit)
 
 
 def _expire_lapsed_quota(user: User, now: datetime) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
+from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import Sum
@@ -23,7 +24,7 @@ CounterKey = tuple[int, str, str]
 
 def task_counters_add(*, deltas: Iterable[tuple[CounterKey, int]]) -> None:
     """Adds every delta in one statement (an upsert per counter row, in key order). The rows go
-    as four arrays, so the statement stays the same size however many rows a sweep batch moves."""
+    as four arrays, so the statement stays the same size however many rows it moves."""
     summed: Counter[CounterKey] = Counter()
     for key, delta in deltas:
         summed[key] += delta
@@ -53,6 +54,31 @@ def task_counters_add(*, deltas: Iterable[tuple[CounterKey, int]]) -> None:
                 [n for _, n in rows],
             ],
         )
+
+
+# One task per row of `{source}` (user_id, type) moved between two statuses: one upsert per counter
+# row, in key order. The sort reads every row of the source before it hands the first counter row
+# to the upsert, so with a source that exists once its members are locked (quota_refund_tasks'
+# `locked`) the counters are written after the members, as the lock order above requires, though
+# the statement runs its parts concurrently.
+_MOVE_SQL = """
+task_counters_moved AS (
+    INSERT INTO {counters} (user_id, status, type, n)
+    SELECT s.user_id, v.status, s.type, SUM(v.n)
+    FROM {source} s CROSS JOIN (VALUES (%s::varchar, -1), (%s::varchar, 1)) AS v(status, n)
+    GROUP BY s.user_id, v.status, s.type
+    ORDER BY s.user_id, v.status, s.type
+    ON CONFLICT (user_id, status, type) DO UPDATE SET n = {counters}.n + EXCLUDED.n
+)"""
+
+
+def task_counters_move_sql(*, source: str, from_status: str, to_status: str) -> tuple[str, list[Any]]:
+    """The counters of the tasks in `source` (user_id, type), each moved from `from_status` to
+    `to_status`, as an item of the caller's WITH list (PostgreSQL only), with its parameters. The
+    source must be a relation whose rows exist only once their members' rows are locked (the
+    sweep's: tasks/sweep.py)."""
+    sql = _MOVE_SQL.format(counters=TaskCounter._meta.db_table, source=source)
+    return sql, [from_status, to_status]
 
 
 def task_counted(*, user_id: int, task_type: str, from_status: str | None, to_status: str) -> None:

@@ -4,6 +4,8 @@ logged nor counted). The request id, user id and Celery task id come from the lo
 
 from __future__ import annotations
 
+from collections import Counter
+
 import structlog
 from django.db import transaction
 from django.utils import timezone
@@ -91,8 +93,8 @@ def tasks_failed_in_bulk_event(*, types: list[str], code: str, from_status: str)
     """The sweep fails timed-out tasks set-based: one line for the batch, the counters by type."""
 
     def emit() -> None:
-        for task_type in types:
-            TASKS_FAILED.labels(task_type, code).inc()
+        for task_type, count in Counter(types).items():
+            TASKS_FAILED.labels(task_type, code).inc(count)
         logger.info("tasks.failed", count=len(types), failure_code=code, from_status=from_status)
 
     transaction.on_commit(emit)

@@ -44,16 +44,18 @@ def task_changed(task_id: uuid.UUID) -> None:
         client.close()
 
 
+# Publishes each id of ARGV[2..] on the channel ARGV[1] .. id: the same messages as `task_changed`,
+# sent by Redis itself, so a thousand of them cost one command instead of a thousand.
+_PUBLISH_EACH = "for i = 2, #ARGV do redis.call('PUBLISH', ARGV[1] .. ARGV[i], '1') end"
+
+
 def tasks_changed(task_ids: list[uuid.UUID]) -> None:
-    """`task_changed` for many tasks (the sweep's batches): one connection, one round trip."""
+    """`task_changed` for many tasks (the sweep's batches): one connection, one command."""
     client = _client()
     if client is None or not task_ids:
         return
     try:
-        pipeline = client.pipeline(transaction=False)
-        for task_id in task_ids:
-            pipeline.publish(f"{CHANNEL_PREFIX}{task_id}", b"1")
-        pipeline.execute()
+        client.eval(_PUBLISH_EACH, 0, CHANNEL_PREFIX, *(str(task_id) for task_id in task_ids))
     except redis.RedisError:
         logger.warning("could not publish the change of %d tasks", len(task_ids), exc_info=True)
     finally:

@@ -19,8 +19,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from media.services import media_uploads_clean
-from quota.services import TaskRefund, quota_expire_lapsed, quota_refund_tasks
-from tasks.counters import task_counters_add
+from quota.services import quota_expire_lapsed, quota_refund_tasks, quota_refunds_written
+from tasks.counters import task_counters_move_sql
 from tasks.creation import IDEMPOTENCY_TTL
 from tasks.dispatch import pose12_dispatch
 from tasks.events import tasks_failed_in_bulk_event, tasks_swept_event
@@ -41,7 +41,7 @@ from tasks.processing import task_processing_timed_out
 from tasks.progress import typical_run_times_refresh
 from tasks.queue import enqueue_advance
 
-# Tasks failed per statement batch: one transaction of four statements whatever its size.
+# Tasks failed per batch: one transaction of one statement whatever its size.
 SWEEP_BATCH = 1000
 # A sweep stops picking up new work after this long; the next run (a minute later) goes on.
 SWEEP_TIME_BUDGET_SECONDS = 40
@@ -63,46 +63,53 @@ class SweepReport:
         return self.failed_pending + self.failed_processing
 
 
-@dataclass(frozen=True)
-class _Failed:
-    id: uuid.UUID
-    user_id: int
-    type: str
-    cost: int
-
-
-# The picked rows (oldest first, skip-locked, so two sweeps take different tasks) are failed,
-# and their status events written, in one statement; rows are returned oldest first.
+# The picked rows (oldest first, skip-locked, so two sweeps take different tasks) are failed, their
+# status events written, their charges refunded (quota/services.py) and the counters moved
+# (tasks/counters.py), all by one statement. Events and refunds are written oldest first. The
+# picked ids reach the UPDATE as one array, so it finds each task through the primary key instead
+# of scanning every task in the status to join them.
 _FAIL_BATCH_SQL = """
 WITH picked AS ({picked}),
 failed AS (
     UPDATE {tasks} t
     SET status = %s, stage = %s, error_message = %s, failure_code = %s, completed_at = %s, updated_at = %s,
         lease_until = NULL, next_attempt_at = NULL
-    WHERE t.id IN (SELECT id FROM picked) AND t.status = %s
-    RETURNING t.id, t.user_id, t.type, t.cost, t.{age}
+    WHERE t.id = ANY(ARRAY(SELECT id FROM picked)) AND t.status = %s
+    RETURNING t.id AS task_id, t.user_id, t.type, t.cost AS amount, t.{age} AS ord
 ),
 events AS (
     INSERT INTO {events} (task_id, from_status, to_status, stage, actor_id, reason, at)
-    SELECT id, %s, %s, %s, NULL, %s, %s FROM failed ORDER BY {age}, id
-)
-SELECT id, user_id, type, cost FROM failed ORDER BY {age}, id
+    SELECT task_id, %s, %s, %s, NULL, %s, %s FROM failed ORDER BY ord, task_id
+),
+{refunds},
+{counters}
+SELECT task_id, type, {refunded}, {units} FROM failed
 """
 
 
 def _fail_batch(*, stale: TaskQuerySet, from_status: TaskStatus, age: str, code: FailureCode) -> int:
     """Fails up to SWEEP_BATCH of `stale` (tasks in `from_status`), oldest by `age` first, and
-    refunds them, in one transaction of a fixed number of statements: fail and write events,
-    lock the members, write refunds and balances, move the counters. RunningHub jobs of failed
-    tasks are cancelled after commit. Returns how many tasks it failed."""
+    refunds them, in one transaction of one statement: fail and write events, lock the members
+    (in id order), write refunds and balances, move the counters. Returns how many it failed."""
     message = member_message(code)[:500]
     picked = stale.order_by(age).select_for_update(skip_locked=True).values("id")[:SWEEP_BATCH]
     now = timezone.now()
     with transaction.atomic():
         # Compiled inside the transaction: Django refuses FOR UPDATE outside one.
         picked_sql, picked_params = picked.query.sql_with_params()
+        refunds = quota_refund_tasks(source="failed", reason=f"任务失败: {message}")
+        counters_sql, counters_params = task_counters_move_sql(
+            source=refunds.locked, from_status=from_status, to_status=TaskStatus.FAILED
+        )
         sql = _FAIL_BATCH_SQL.format(
-            picked=picked_sql, tasks=Task._meta.db_table, events=TaskEvent._meta.db_table, age=age
+            picked=picked_sql,
+            tasks=Task._meta.db_table,
+            events=TaskEvent._meta.db_table,
+            age=age,
+            refunds=refunds.sql,
+            counters=counters_sql,
+            refunded=refunds.refunds,
+            units=refunds.units,
         )
         with connection.cursor() as cursor:
             cursor.execute(
@@ -111,24 +118,19 @@ def _fail_batch(*, stale: TaskQuerySet, from_status: TaskStatus, age: str, code:
                     *picked_params,
                     *(TaskStatus.FAILED, TaskStage.DONE, message, code, now, now, from_status),
                     *(from_status, TaskStatus.FAILED, TaskStage.DONE, message, now),
+                    *refunds.params,
+                    *counters_params,
                 ],
             )
-            failed = [_Failed(*row) for row in cursor.fetchall()]
+            failed = cursor.fetchall()
         if not failed:
             return 0
-        tasks_failed_in_bulk_event(types=[f.type for f in failed], code=code, from_status=from_status)
-        quota_refund_tasks(
-            refunds=[TaskRefund(user_id=f.user_id, task_id=f.id, amount=f.cost) for f in failed],
-            reason=f"任务失败: {message}",
-        )
-        task_counters_add(
-            deltas=[
-                *(((f.user_id, from_status, f.type), -1) for f in failed),
-                *(((f.user_id, TaskStatus.FAILED, f.type), 1) for f in failed),
-            ]
+        quota_refunds_written(refunds=failed[0][2], units=failed[0][3])
+        tasks_failed_in_bulk_event(
+            types=[task_type for _, task_type, _, _ in failed], code=code, from_status=from_status
         )
         # No RunningHub job to cancel: tasks with one get their last look one by one instead.
-        transaction.on_commit(lambda: tasks_changed([f.id for f in failed]))
+        transaction.on_commit(lambda: tasks_changed([task_id for task_id, _, _, _ in failed]))
     return len(failed)
 
 

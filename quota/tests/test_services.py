@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.db import IntegrityError
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from accounts.models import User
@@ -17,7 +17,6 @@ from core.tests.helpers import race
 from quota.models import LedgerKind, QuotaLedger
 from quota.selectors import quota_mismatches
 from quota.services import (
-    TaskRefund,
     quota_adjust,
     quota_compensate,
     quota_deduct,
@@ -25,6 +24,7 @@ from quota.services import (
     quota_grant,
     quota_refund,
     quota_refund_tasks,
+    quota_refunds_written,
 )
 
 pytestmark = pytest.mark.django_db
@@ -280,6 +280,22 @@ def test_moves_for_a_user_that_does_not_exist_are_refused() -> None:
     assert not QuotaLedger.objects.exists()
 
 
+def refund_in_one_statement(refunds: list[tuple[int, uuid.UUID, int]]) -> tuple[int, int]:
+    """What the sweep does with `quota_refund_tasks`: one statement whose source is the given
+    (user, task, amount) rows, in order; returns (refunds, units) and reports them."""
+    part = quota_refund_tasks(source="source", reason="sweep")
+    sql = (
+        "WITH source AS (SELECT * FROM unnest(%s::bigint[], %s::uuid[], %s::integer[]) "
+        f"WITH ORDINALITY AS s(user_id, task_id, amount, ord)), {part.sql} SELECT {part.refunds}, {part.units}"
+    )
+    columns = [list(column) for column in zip(*refunds, strict=True)] if refunds else [[], [], []]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql, [*columns, *part.params])
+        written, units = cursor.fetchone()
+        quota_refunds_written(refunds=written, units=units)
+    return written, units
+
+
 def test_bulk_refunds_of_nothing_or_of_tasks_already_refunded_write_nothing(
     django_capture_on_commit_callbacks: Any,
 ) -> None:
@@ -288,8 +304,27 @@ def test_bulk_refunds_of_nothing_or_of_tasks_already_refunded_write_nothing(
     quota_deduct(user_id=user.pk, amount=1, task_id=task_id, reason="task")
     quota_refund(user_id=user.pk, amount=1, task_id=task_id, reason="failed")
     with django_capture_on_commit_callbacks() as callbacks:
-        assert quota_refund_tasks(refunds=[], reason="sweep") == 0
-        assert quota_refund_tasks(refunds=[TaskRefund(user_id=user.pk, task_id=task_id, amount=1)], reason="sweep") == 0
+        assert refund_in_one_statement([]) == (0, 0)
+        assert refund_in_one_statement([(user.pk, task_id, 1)]) == (0, 0)
     assert callbacks == [], "no refund event for refunds that did not happen"
     assert balance(user) == 5 and QuotaLedger.objects.filter(task_id=task_id, kind=LedgerKind.REFUND).count() == 1
+    assert quota_mismatches() == []
+
+
+def test_bulk_refunds_run_each_members_balance_through_its_rows_in_the_order_given() -> None:
+    """Two members' refunds interleaved in one statement: each row's balance_after is its member's
+    balance right after it, each balance moves once by the sum; a task that cost nothing gets no row."""
+    first, second = make_member(quota=10), make_member(quota=10)
+    tasks = [(first, uuid.uuid4(), 2), (second, uuid.uuid4(), 1), (first, uuid.uuid4(), 1), (second, uuid.uuid4(), 3)]
+    for owner, task_id, amount in tasks:
+        quota_deduct(user_id=owner.pk, amount=amount, task_id=task_id, reason="task")
+    assert refund_in_one_statement([(o.pk, t, a) for o, t, a in tasks] + [(first.pk, uuid.uuid4(), 0)]) == (4, 7)
+    refunds = QuotaLedger.objects.filter(kind=LedgerKind.REFUND).order_by("id")
+    assert [(r.user_id, r.task_id, r.delta, r.balance_after) for r in refunds] == [
+        (first.pk, tasks[0][1], 2, 9),
+        (second.pk, tasks[1][1], 1, 7),
+        (first.pk, tasks[2][1], 1, 10),
+        (second.pk, tasks[3][1], 3, 10),
+    ]
+    assert balance(first) == balance(second) == 10
     assert quota_mismatches() == []

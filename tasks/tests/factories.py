@@ -26,12 +26,16 @@ PUBLIC_ADDRESS = "93.184.216.34"
 
 
 @contextmanager
-def public_dns(address: str = PUBLIC_ADDRESS) -> Iterator[None]:
+def public_dns(address: str = PUBLIC_ADDRESS, *, only: str | None = None) -> Iterator[None]:
     """Every host name resolves to `address`, a public one unless a test says otherwise (the DNS
-    edge; no connection is made by creation)."""
+    edge; no connection is made by creation). With `only`, just that name does, and the others
+    resolve as usual (for work running meanwhile that connects to Redis or PostgreSQL)."""
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    real = socket.getaddrinfo
 
     def resolve(host: Any, port: Any, *args: Any, **kwargs: Any) -> list[Any]:
+        if only is not None and host != only:
+            return real(host, port, *args, **kwargs)
         return [(family, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, port or 443))]
 
     with mock.patch("socket.getaddrinfo", side_effect=resolve):

@@ -79,6 +79,28 @@ def test_a_stage_change_wakes_the_waiter_too(member: User, client_for: Client) -
     assert answers[0][0].json()["data"]["stage"] == "auditing"
 
 
+def test_the_sweep_wakes_the_waiters_of_every_task_it_fails(client_for: Client) -> None:
+    """The sweep announces a batch's tasks with one Redis command; each task's waiter hears its own."""
+    tasks = make_stale_tasks(3)
+    client = client_for(tasks[0].user)
+    answers: list[Any] = [None] * len(tasks)
+    waiters = [
+        threading.Thread(target=_waiting_get, args=(client, f"/api/task/{task.pk}?wait=20", answers, i))
+        for i, task in enumerate(tasks)
+    ]
+    for waiter in waiters:
+        waiter.start()
+    for task in tasks:
+        waiting_on(task, 1)
+    with broker():
+        assert tasks_sweep().failed_pending == len(tasks)
+    swept_at = time.monotonic()
+    for waiter in waiters:
+        waiter.join(timeout=25)
+    assert [answer[0].json()["data"]["status"] for answer in answers] == ["failed"] * len(tasks)
+    assert max(answered_at for _, answered_at in answers) - swept_at < 1.0, "woken, not timed out"
+
+
 def test_without_a_change_it_answers_after_the_wait(member: User, client_for: Client) -> None:
     task = make_task(member)
     started = time.monotonic()

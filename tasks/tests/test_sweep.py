@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from django.db import connection
@@ -24,7 +25,7 @@ from core.tests.helpers import race
 from quota.models import LedgerKind, QuotaLedger
 from quota.selectors import quota_mismatches
 from quota.services import quota_adjust, quota_refund
-from tasks import sweep
+from tasks import creation, sweep
 from tasks.actions import task_cancel, task_update_status
 from tasks.counters import task_counter_mismatches
 from tasks.creation import task_create
@@ -32,9 +33,12 @@ from tasks.lifecycle import member_message
 from tasks.models import FailureCode, Task, TaskCounter, TaskEvent, TaskStatus, TaskType
 from tasks.processing import task_advance
 from tasks.sweep import SweepReport, tasks_sweep
+from tasks.tests.conftest import wait_for
 from tasks.tests.factories import INPUT_URL, broker, make_stale_tasks, make_task, public_dns
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+INPUT_HOST = urlsplit(INPUT_URL).hostname
 
 
 def failure_order() -> list[object]:
@@ -197,13 +201,7 @@ def test_balance_after_runs_through_several_refunds_of_one_member_in_a_batch() -
     tasks = stale_backlog(2, 5)
     tasks_sweep()
     for owner in {t.user for t in tasks}:
-        running = 0
-        for delta, balance_after in (
-            QuotaLedger.objects.filter(user=owner).order_by("id").values_list("delta", "balance_after")
-        ):
-            running += delta
-            assert balance_after == running
-        assert balance(owner) == running == 8
+        assert balance(owner) == ledger_runs_right(owner) == 8
     assert quota_mismatches() == []
 
 
@@ -274,13 +272,113 @@ def test_quota_moves_racing_the_sweep_on_the_same_member_keep_balances_right() -
 
     results = race(tasks_sweep, adjust, adjust, adjust)
     assert not [r for r in results if isinstance(r, Exception)], results
+    assert balance(owner) == ledger_runs_right(owner) == 23 - 3
+    assert quota_mismatches() == []
+    assert task_counter_mismatches() == []
+
+
+def ledger_runs_right(owner: User) -> int:
+    """Asserts every balance_after of the member is the running sum of its ledger; returns the sum."""
     running = 0
     for delta, balance_after in (
         QuotaLedger.objects.filter(user=owner).order_by("id").values_list("delta", "balance_after")
     ):
         running += delta
         assert balance_after == running
-    assert balance(owner) == running == 23 - 3
+    return running
+
+
+def in_thread(work: Callable[[], object]) -> Callable[[], object]:
+    """Starts `work` in a thread of its own (its own database connection); the returned function
+    waits for it and gives what it returned or raised."""
+    result: list[object] = [None]
+
+    def run() -> None:
+        try:
+            result[0] = work()
+        except Exception as exc:
+            result[0] = exc
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+
+    def outcome() -> object:
+        thread.join(timeout=60)
+        assert not thread.is_alive(), "still running"
+        return result[0]
+
+    return outcome
+
+
+def sweep_waiting_for_a_lock() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND wait_event_type = 'Lock' "
+            "AND query LIKE '%WITH picked AS%'"
+        )
+        return bool(cursor.fetchone()[0])
+
+
+def test_an_order_holding_the_member_while_the_sweep_waits_for_it_finishes_and_both_books_stay_right(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An order has charged its member (row locked, balance moved) and not yet counted its task
+    when the sweep's statement, begun before the charge commits, reaches the member: the sweep
+    waits for the member's row without holding any of the member's counters, so the order counts
+    its task and commits (no deadlock); the sweep then refunds from the balance after the charge."""
+    tasks = stale_backlog(1, 3)
+    owner = tasks[0].user
+    charged, go_on = threading.Event(), threading.Event()
+    count = creation.task_counted
+
+    def count_once_released(**kwargs: Any) -> None:
+        charged.set()
+        assert go_on.wait(20)
+        count(**kwargs)
+
+    monkeypatch.setattr(creation, "task_counted", count_once_released)
+    with public_dns(only=INPUT_HOST), broker():
+        order = in_thread(
+            lambda: task_create(user=owner, task_type=TaskType.BASIC_CLEAN, input_image_url=INPUT_URL, params={})
+        )
+        assert charged.wait(20)
+        swept = in_thread(tasks_sweep)
+        wait_for(sweep_waiting_for_a_lock, timeout=20, interval=0.02)
+        go_on.set()
+        created, report = order(), swept()
+    assert not isinstance(created, Exception), created
+    assert isinstance(report, SweepReport) and report.failed_pending == 3, report
+    assert balance(owner) == ledger_runs_right(owner) == 3 - 1 + 3
+    assert quota_mismatches() == []
+    assert task_counter_mismatches() == []
+
+
+@pytest.mark.parametrize("attempt", range(2))
+def test_orders_racing_sweeps_on_the_same_members_keep_balances_and_counters_right(attempt: int) -> None:
+    """Orders lock their member, then write its counters; the sweep locks every member of a batch,
+    then writes their counters. Two sweeps and two orders per member at once: nothing deadlocks,
+    every stale task is refunded once."""
+    tasks = stale_backlog(4, 5)
+    owners = list({t.user_id: t.user for t in tasks}.values())
+    with public_dns(only=INPUT_HOST), broker():
+        results = race(
+            tasks_sweep,
+            tasks_sweep,
+            *[
+                lambda owner=owner: task_create(
+                    user=owner, task_type=TaskType.BASIC_CLEAN, input_image_url=INPUT_URL, params={}
+                )
+                for owner in owners * 2
+            ],
+        )
+    assert not [r for r in results if isinstance(r, Exception)], results
+    ids = [t.pk for t in tasks]
+    assert Task.objects.filter(pk__in=ids, status=TaskStatus.FAILED).count() == len(tasks)
+    assert QuotaLedger.objects.filter(task_id__in=ids, kind=LedgerKind.REFUND).count() == len(tasks)
+    for owner in owners:
+        assert balance(owner) == ledger_runs_right(owner) == 8 - 2
     assert quota_mismatches() == []
     assert task_counter_mismatches() == []
 
