@@ -166,24 +166,16 @@ def _hash_ms() -> dict[str, float]:
 def _create_load(server: Gunicorn, name: str, *, lines: list[tuple[str, str]], folder: Path) -> load.Result:
     """The create load every app gets: CREATE_CONNECTIONS connections for CREATE_SECONDS, after
     CREATE_WARM_SECONDS of it that are not counted."""
-    load.run(
-        f"{name}, warm-up",
-        url=f"{server.base_url}/api/task/create",
-        method="POST",
-        lines=lines,
-        folder=folder,
-        connections=CREATE_CONNECTIONS,
-        seconds=CREATE_WARM_SECONDS,
-    )
-    result = load.run(
-        name,
-        url=f"{server.base_url}/api/task/create",
-        method="POST",
-        lines=lines,
-        folder=folder,
-        connections=CREATE_CONNECTIONS,
-        seconds=CREATE_SECONDS,
-    )
+    for label, seconds in ((f"{name}, warm-up", CREATE_WARM_SECONDS), (name, CREATE_SECONDS)):
+        result = load.run(
+            label,
+            url=f"{server.base_url}/api/task/create",
+            method="POST",
+            lines=lines,
+            folder=folder,
+            connections=CREATE_CONNECTIONS,
+            seconds=seconds,
+        )
     print(f"{name}: {result}", flush=True)
     return result
 
